@@ -1,0 +1,76 @@
+"""The codec interface every codec of the suite implements.
+
+A codec is a plain record of functions (no class hierarchy): `encode` turns an
+RGB uint8 image into one self-contained byte string, `decode` turns those bytes
+back into an RGB uint8 image, `header_size` says how many of those bytes a
+tile-based system would agree once instead of sending with every tile.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Image = np.ndarray  # H×W×3, uint8
+
+
+class CodecUnavailable(RuntimeError):
+    """The library behind a codec is missing or unusable on this machine."""
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One codec of the benchmark.
+
+    Attributes:
+        name: registry key, used on the command line and in every result row.
+        family: ``"classical"`` or ``"learned"``.
+        description: one line for tables and reports.
+        quality_name: what the quality knob means (units, direction).
+        qualities: default sweep, ordered from the coarsest setting (lowest
+            rate) to the finest.
+        encode: ``encode(image, quality) -> bytes``; the bytes are everything a
+            decoder needs (stand-alone file).
+        decode: ``decode(bytes) -> image`` (H×W×3 uint8).
+        header_size: ``header_size(bytes) -> int``; bytes of the stream that a
+            tile-based system would agree once and not send per tile
+            (container, tables, parameter sets).
+        rate_note: how `header_size` splits the stream, for the report.
+        library_version: returns the version string of the library behind the
+            codec; raises ImportError or CodecUnavailable when it cannot run.
+        install_hint: what to install when it cannot run.
+    """
+
+    name: str
+    family: str
+    description: str
+    quality_name: str
+    qualities: tuple[float, ...]
+    encode: Callable[[Image, float], bytes] = field(repr=False)
+    decode: Callable[[bytes], Image] = field(repr=False)
+    header_size: Callable[[bytes], int] = field(repr=False)
+    rate_note: str = field(repr=False)
+    library_version: Callable[[], str] = field(repr=False)
+    install_hint: str = ""
+
+    @functools.cached_property
+    def unavailable_reason(self) -> str | None:
+        """Why the codec cannot run here (with the install hint), or None."""
+        try:
+            self.library_version()
+        except (ImportError, OSError, CodecUnavailable) as exc:
+            hint = f"; install: {self.install_hint}" if self.install_hint else ""
+            return f"{exc}{hint}"
+        return None
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason is None
+
+    @functools.cached_property
+    def version(self) -> str:
+        """``"<library> <version>"`` of the library behind the codec."""
+        return self.library_version()

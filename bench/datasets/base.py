@@ -1,0 +1,140 @@
+"""Dataset records, seeded stratified splits and stratified subsets."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bench.images import IMAGE_SUFFIXES
+
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "datasets"
+"""The repository's `datasets/` folder: shipped samples and manifests."""
+
+DATA_DIR_ENV = "BENCH_DATA_DIR"
+SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
+DEFAULT_SEED = 0
+
+
+class DatasetNotFound(LookupError):
+    """A dataset's images are not where they were looked for; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRecord:
+    """One image of a dataset: `id` is its path relative to the dataset root."""
+
+    id: str
+    path: Path
+    label: str | None
+    split: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A set of images found on disk, with where they came from."""
+
+    name: str
+    root: Path
+    source: str
+    licence: str
+    records: tuple[ImageRecord, ...]
+
+    @property
+    def labelled(self) -> bool:
+        return all(r.label is not None for r in self.records)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({r.label for r in self.records if r.label is not None})
+
+    def select(self, split: str = "all", limit: int | None = None, seed: int = DEFAULT_SEED) -> list[ImageRecord]:
+        """Records of `split` ("train", "val", "test" or "all"), each tagged with its split.
+
+        With `limit`, a stratified subset of that many images (classes in
+        proportion), the same for the same seed.
+        """
+        if split != "all" and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid: all, {', '.join(SPLITS)}")
+        assigned = assign_splits(self.records, seed)
+        chosen = [r for r in assigned if split == "all" or r.split == split]
+        if limit is not None:
+            chosen = stratified_subset(chosen, limit, seed)
+        return sorted(chosen, key=lambda r: r.id)
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The user's data root: `explicit`, else $BENCH_DATA_DIR, else None."""
+    value = explicit or os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under `folder` (recursively), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def records_from_class_folders(root: Path) -> tuple[ImageRecord, ...]:
+    """Records of every image in `root/<Class>/…`, labelled by class folder."""
+    records = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in list_images(folder):
+            records.append(ImageRecord(path.relative_to(root).as_posix(), path, folder.name))
+    return tuple(records)
+
+
+def _rng(seed: int, label: str | None) -> np.random.Generator:
+    # One generator per class, so adding a class never reshuffles the others.
+    return np.random.default_rng([seed, zlib.crc32(str(label).encode())])
+
+
+def _by_label(records: Iterable[ImageRecord]) -> dict[str | None, list[ImageRecord]]:
+    groups: dict[str | None, list[ImageRecord]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: r.id):
+        groups[record.label].append(record)
+    return groups
+
+
+def assign_splits(records: Sequence[ImageRecord], seed: int = DEFAULT_SEED) -> list[ImageRecord]:
+    """Tag every record with a train/val/test split, stratified by label.
+
+    Within each class the records (sorted by id) are shuffled by a generator
+    seeded from (`seed`, class), then cut 70/10/20, rounding val and test
+    to the nearest image. Unlabelled records form one group.
+    """
+    tagged = []
+    for label, group in _by_label(records).items():
+        order = _rng(seed, label).permutation(len(group))
+        n_test = round(SPLIT_FRACTIONS["test"] * len(group))
+        n_val = round(SPLIT_FRACTIONS["val"] * len(group))
+        for rank, index in enumerate(order):
+            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            tagged.append(dataclasses.replace(group[index], split=split))
+    return tagged
+
+
+def stratified_subset(records: Sequence[ImageRecord], limit: int, seed: int = DEFAULT_SEED) -> list[ImageRecord]:
+    """`limit` records with classes in proportion (largest remainder), seeded."""
+    if limit < 0:
+        raise ValueError("limit must be ≥ 0")
+    groups = _by_label(records)
+    total = sum(len(g) for g in groups.values())
+    if limit >= total:
+        return list(records)
+    labels = sorted(groups, key=str)
+    exact = {label: limit * len(groups[label]) / total for label in labels}
+    quota = {label: int(exact[label]) for label in labels}
+    by_remainder = sorted(labels, key=lambda label: (-(exact[label] - quota[label]), str(label)))
+    for label in by_remainder[: limit - sum(quota.values())]:
+        quota[label] += 1
+    chosen = []
+    for label in labels:
+        order = _rng(seed + 1, label).permutation(len(groups[label]))
+        chosen.extend(groups[label][i] for i in order[: quota[label]])
+    return chosen

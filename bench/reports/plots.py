@@ -1,0 +1,65 @@
+"""Rate–distortion plots (matplotlib): one line per codec, 95% CI error bars."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written headless; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.codecs import CODECS  # noqa: E402
+from bench.files import atomic_write  # noqa: E402
+
+_MARKERS = "osD^vP*Xhp<>"
+METRIC_LABELS = {"psnr": "PSNR (dB, RGB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+RATE_LABELS = {
+    "bpp": "bits per pixel (whole stand-alone file)",
+    "bpp_payload": "bits per pixel (payload: headers/containers excluded)",
+}
+
+
+def codec_style(name: str) -> dict:
+    """The same colour and marker for a codec in every plot; learned codecs dashed."""
+    names = list(CODECS)
+    index = names.index(name) if name in names else len(names) + hash(name) % 7
+    codec = CODECS.get(name)
+    return {
+        "color": plt.get_cmap("tab10")(index % 10),
+        "marker": _MARKERS[index % len(_MARKERS)],
+        "linestyle": "--" if codec is not None and codec.family == "learned" else "-",
+    }
+
+
+def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", title: str = "") -> plt.Figure:
+    """`metric` against `rate` for every codec in `summary` (one dataset's aggregate rows)."""
+    figure, axes = plt.subplots(figsize=(7.0, 4.6), dpi=110)
+    for codec, rows in summary.groupby("codec", sort=False):
+        rows = rows.dropna(subset=[rate, metric]).sort_values(rate)
+        if rows.empty:
+            continue
+        axes.errorbar(
+            rows[rate], rows[metric], yerr=rows[f"{metric}_ci95"].fillna(0.0),
+            label=codec, capsize=2, markersize=4, linewidth=1.4, **codec_style(codec),
+        )  # fmt: skip
+    axes.set_xlabel(RATE_LABELS[rate])
+    axes.set_ylabel(METRIC_LABELS[metric])
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, ncol=2)
+    figure.tight_layout()
+    return figure
+
+
+def save_png(figure: plt.Figure, path: Path) -> bytes:
+    """Write `figure` to `path` as PNG and return the bytes (for embedding)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    data = buffer.getvalue()
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+    return data

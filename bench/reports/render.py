@@ -1,0 +1,133 @@
+"""Markdown and HTML reports of a run, rendered from its database with Jinja2."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+import re
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from bench import metrics
+from bench.codecs import CODECS
+from bench.files import write_text
+from bench.reports.plots import rd_figure, save_png
+from bench.store import DB_NAME, ResultStore
+from bench.tables import aggregate, results
+
+MAX_FAILURES_LISTED = 200
+_FIGURES = (("psnr", "bpp"), ("ssim", "bpp"), ("ms_ssim", "bpp"), ("psnr", "bpp_payload"))
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+
+
+def md_escape(value: object) -> str:
+    """Text safe inside a Markdown table cell: control characters backslash-escaped."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def fmt(value: object, digits: int = 3) -> str:
+    """A number for a table cell: fixed digits, "—" for missing, "inf" kept."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = md_escape
+    env.filters["fmt"] = fmt
+    return env
+
+
+def _figures(summary: pd.DataFrame, dataset: str, plot_dir: Path) -> list[dict]:
+    figures = []
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset).strip("-")
+    for metric, rate in _FIGURES:
+        if summary[metric].notna().sum() == 0:
+            continue
+        path = plot_dir / f"rd-{slug}-{metric}-{rate}.png"
+        title = f"{dataset}: {metrics_label(metric)} vs {rate}"
+        png = save_png(rd_figure(summary, metric, rate, title), path)
+        figures.append(
+            {
+                "title": title,
+                "path": path.relative_to(plot_dir.parent).as_posix(),
+                "data_uri": "data:image/png;base64," + base64.b64encode(png).decode(),
+            }
+        )
+    return figures
+
+
+def metrics_label(metric: str) -> str:
+    return {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}[metric]
+
+
+def context(run_dir: Path) -> dict:
+    """Everything the report templates show, computed from the run's database."""
+    run_dir = Path(run_dir)
+    frame = results(run_dir)
+    summary = aggregate(frame)
+    with ResultStore(run_dir / DB_NAME) as store:
+        runs = store.runs()
+    latest = runs[-1] if runs else {}
+    datasets = []
+    for name in summary["dataset"].unique() if not summary.empty else []:
+        rows = frame[frame["dataset"] == name]
+        sizes = rows.drop_duplicates("image")[["height", "width"]].dropna()
+        missing_ms_ssim = sorted(
+            {reason for shape in sizes.itertuples(index=False)
+             if (reason := metrics.ms_ssim_missing_reason((int(shape.height), int(shape.width))))}
+        )  # fmt: skip
+        datasets.append(
+            {
+                "name": name,
+                "source": latest.get("datasets", {}).get(name, ""),
+                "n_images": rows["image"].nunique(),
+                "classes": sorted(rows["label"].dropna().unique()),
+                "summary": summary[summary["dataset"] == name].to_dict("records"),
+                "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
+                "ms_ssim_missing": missing_ms_ssim,
+            }
+        )
+    failures = frame[frame["error"].notna()]
+    used = [name for name in CODECS if name in set(frame["codec"])]
+    return {
+        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run": latest,
+        "n_invocations": len(runs),
+        "datasets": datasets,
+        "codecs": [CODECS[name] for name in used],
+        "versions": latest.get("codecs", {}),
+        "unavailable": latest.get("unavailable", {}),
+        "failures": failures.head(MAX_FAILURES_LISTED).to_dict("records"),
+        "n_failures": len(failures),
+        "psnr_cap": metrics.PSNR_CAP_DB,
+        "ms_ssim_min_side": metrics.MS_SSIM_MIN_SIDE,
+        "n_rows": len(frame),
+    }
+
+
+def write_reports(run_dir: Path) -> dict[str, Path]:
+    """Render ``report.md`` and ``report.html`` (self-contained) into `run_dir`."""
+    run_dir = Path(run_dir)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    values = context(run_dir)
+    env = _environment()
+    paths = {}
+    for name in ("report.md", "report.html"):
+        paths[name] = run_dir / name
+        write_text(paths[name], env.get_template(f"{name}.j2").render(**values))
+    return paths

@@ -1,0 +1,254 @@
+"""The sweep: datasets × images × codecs × qualities, resumable, on a process pool.
+
+Work is cut into one task per image (all its pending codec × quality pairs),
+so a worker reads and decodes each image once and only a path crosses the
+process boundary. The parent stores each task's rows in one transaction as
+soon as it finishes: a killed sweep loses only the tasks in flight, and the
+same command started again computes only the rows that are missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import fcntl
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+
+from bench import __version__, metrics
+from bench.codecs import get_codec
+from bench.datasets import DEFAULT_SEED, ImageRecord, load_dataset
+from bench.images import ImageReadError, read_rgb
+from bench.store import DB_NAME, ResultStore
+
+
+class RunLocked(RuntimeError):
+    """Another sweep is writing to the same run directory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep and where to write it."""
+
+    datasets: Sequence[str]
+    codecs: Sequence[str]
+    out: Path
+    qualities: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    split: str = "all"
+    limit: int | None = None
+    seed: int = DEFAULT_SEED
+    jobs: int = 0  # 0: all cores
+    data_dir: Path | None = None
+    progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One image and the (codec, quality) pairs still to measure on it."""
+
+    dataset: str
+    record: ImageRecord
+    pairs: tuple[tuple[str, float], ...]
+
+
+@dataclasses.dataclass
+class SweepSummary:
+    """What a sweep did."""
+
+    out: Path
+    rows_written: int = 0
+    rows_already_done: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    datasets: dict[str, str] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
+    """Encode and decode `image` once; rate, distortion and timing of the result."""
+    codec = get_codec(codec_name)
+    stage = "encode"
+    try:
+        start = time.perf_counter()
+        data = codec.encode(image, quality)
+        encoded = time.perf_counter()
+        stage = "decode"
+        decoded = codec.decode(data)
+        decode_s = time.perf_counter() - encoded
+        if decoded.shape != image.shape or decoded.dtype != np.uint8:
+            raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {image.shape} uint8")
+        stage = "header_size"
+        header = codec.header_size(data)
+    except Exception as exc:  # any codec failure becomes an error row, the sweep goes on
+        return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
+    return {
+        "bytes": len(data),
+        "header_bytes": header,
+        "bpp": metrics.bpp(len(data), image.shape),
+        "bpp_payload": metrics.bpp(len(data) - header, image.shape),
+        "mse": metrics.mse(image, decoded),
+        "psnr": metrics.psnr(image, decoded),
+        "ssim": metrics.ssim(image, decoded),
+        "ms_ssim": metrics.ms_ssim(image, decoded),
+        "encode_s": encoded - start,
+        "decode_s": decode_s,
+    }
+
+
+def evaluate(task: Task) -> list[dict]:
+    """Rows for every pair of `task` (error rows when the image cannot be read)."""
+    record = task.record
+    base = {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split}
+    try:
+        image, note = read_rgb(record.path)
+    except ImageReadError as exc:
+        return [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
+    base.update(height=image.shape[0], width=image.shape[1], note=note or None)
+    return [
+        {**base, "codec": c, "quality": q, "codec_version": get_codec(c).version, **measure(c, image, q)}
+        for c, q in task.pairs
+    ]
+
+
+def _worker_init() -> None:
+    # Parallelism comes from processes: one thread per worker, no oversubscription.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _execute(tasks: Sequence[Task], jobs: int) -> Iterator[list[dict]]:
+    """Yield each task's rows as soon as it is done, on `jobs` processes."""
+    if jobs == 1:
+        yield from map(evaluate, tasks)
+        return
+    window = 4 * jobs  # tasks in flight: enough to keep workers busy, few to lose on a kill
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init) as pool:
+        pending = iter(tasks)
+        running = {pool.submit(evaluate, t) for t in _take(pending, window)}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            running |= {pool.submit(evaluate, t) for t in _take(pending, len(done))}
+            for future in done:
+                yield future.result()
+
+
+def _take(iterator: Iterator[Task], n: int) -> list[Task]:
+    return [task for _, task in zip(range(n), iterator)]
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock on a run directory; RunLocked when another sweep holds it."""
+    with open(out / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLocked(f"{out} is in use by another bench run; wait for it or use another --out") from None
+        yield
+
+
+def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list[Task]:
+    """Tasks for every (image, codec, quality) not yet in `store`."""
+    codecs = []
+    for name in config.codecs:
+        codec = get_codec(name)
+        if codec.available:
+            codecs.append(codec)
+        else:
+            summary.unavailable[name] = codec.unavailable_reason or ""
+    tasks = []
+    for dataset_name in config.datasets:
+        dataset = load_dataset(dataset_name, config.data_dir)
+        records = dataset.select(config.split, config.limit, config.seed)
+        summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
+        done = store.done(dataset.name)
+        for record in records:
+            wanted = [
+                (codec.name, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)
+            ]
+            pairs = tuple(p for p in wanted if (record.id, *p) not in done)
+            summary.rows_already_done += len(wanted) - len(pairs)
+            if pairs:
+                tasks.append(Task(dataset.name, record, pairs))
+    return tasks
+
+
+def run_info(config: SweepConfig, summary: SweepSummary) -> dict:
+    """Metadata stored with every invocation: what ran, where, with which versions."""
+    return {
+        "bench_version": __version__,
+        "git_commit": git_commit(),
+        "command": " ".join(sys.argv),
+        "datasets": summary.datasets,
+        "codecs": {name: get_codec(name).version for name in config.codecs if name not in summary.unavailable},
+        "unavailable": summary.unavailable,
+        "split": config.split,
+        "limit": config.limit,
+        "seed": config.seed,
+        "jobs": config.jobs or os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": f"{platform.node()} {platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPUs",
+        "packages": package_versions(),
+    }
+
+
+def git_commit() -> str:
+    """The commit of the bench checkout (with "+dirty" when modified), or "unknown"."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in ("numpy", "pillow", "imagecodecs", "glymur", "av", "scikit-image", "torch", "pytorch-msssim", "pandas"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def sweep(config: SweepConfig) -> SweepSummary:
+    """Run (or resume) the sweep described by `config` into ``config.out``."""
+    from tqdm import tqdm
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = SweepSummary(out)
+    started = time.perf_counter()
+    with run_lock(out), ResultStore(out / DB_NAME) as store:
+        tasks = plan(config, store, summary)
+        store.add_run(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), run_info(config, summary))
+        jobs = max(1, min(config.jobs or os.cpu_count() or 1, len(tasks)))
+        bar = tqdm(total=len(tasks), unit="img", desc="sweep", disable=not config.progress, dynamic_ncols=True)
+        with bar:
+            for rows in _execute(tasks, jobs):
+                summary.rows_written += store.add(rows)
+                summary.errors += [f"{r['dataset']}/{r['image']} {r['codec']} q={r['quality']:g}: {r['error']}"
+                                   for r in rows if r.get("error")]  # fmt: skip
+                bar.update()
+                if summary.errors:
+                    bar.set_postfix(errors=len(summary.errors))
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,102 @@
+"""The results database (SQLite): the source of truth of a run directory.
+
+One row per dataset × image × codec × quality, inserted as work finishes and
+never duplicated (primary key); tables and reports are derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+DB_NAME = "results.sqlite"
+
+COLUMNS: dict[str, str] = {
+    "dataset": "TEXT NOT NULL",
+    "image": "TEXT NOT NULL",
+    "codec": "TEXT NOT NULL",
+    "quality": "REAL NOT NULL",
+    "label": "TEXT",
+    "split": "TEXT",
+    "height": "INTEGER",
+    "width": "INTEGER",
+    "codec_version": "TEXT",
+    "bytes": "INTEGER",
+    "header_bytes": "INTEGER",
+    "bpp": "REAL",
+    "bpp_payload": "REAL",
+    "mse": "REAL",
+    "psnr": "REAL",
+    "ssim": "REAL",
+    "ms_ssim": "REAL",
+    "encode_s": "REAL",
+    "decode_s": "REAL",
+    "note": "TEXT",
+    "error": "TEXT",
+}
+KEY = ("dataset", "image", "codec", "quality")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS results (
+    {", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())},
+    PRIMARY KEY ({", ".join(KEY)})
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL,
+    info TEXT NOT NULL
+);
+"""
+
+
+class ResultStore:
+    """A results database at `path`, created when missing."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise sqlite3.DatabaseError(f"{self.path}: not a usable results database ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def done(self, dataset: str) -> set[tuple[str, str, float]]:
+        """(image, codec, quality) of every row already stored for `dataset`."""
+        cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ?", (dataset,))
+        return set(cursor.fetchall())
+
+    def add(self, rows: Iterable[Mapping]) -> int:
+        """Insert `rows` in one transaction; rows already stored are left as they are."""
+        names = list(COLUMNS)
+        sql = f"INSERT OR IGNORE INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        with self._db:
+            cursor = self._db.executemany(sql, ([row.get(name) for name in names] for row in rows))
+        return cursor.rowcount
+
+    def frame(self) -> pd.DataFrame:
+        """All rows as a DataFrame, in key order."""
+        return pd.read_sql_query(f"SELECT * FROM results ORDER BY {', '.join(KEY)}", self._db)
+
+    def add_run(self, started: str, info: Mapping) -> None:
+        with self._db:
+            self._db.execute("INSERT INTO runs (started, info) VALUES (?, ?)", (started, json.dumps(info)))
+
+    def runs(self) -> list[dict]:
+        """Metadata of every invocation that wrote to this database, oldest first."""
+        cursor = self._db.execute("SELECT started, info FROM runs ORDER BY id")
+        return [{"started": started, **json.loads(info)} for started, info in cursor]
