@@ -10,6 +10,9 @@ import numpy as np
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm"})
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 class ImageReadError(ValueError):
     """An image file cannot be read; the message names the file and the problem."""
 
@@ -33,9 +36,10 @@ def read_rgb(path: Path) -> tuple[np.ndarray, str]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 opened.load()
-                image = ImageOps.exif_transpose(opened)
-                if image is not opened:
-                    notes.append("EXIF orientation applied")
+                orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
+                image = ImageOps.exif_transpose(opened) if orientation != 1 else opened.copy()
+                if orientation != 1:
+                    notes.append(f"EXIF orientation {orientation} applied")
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
     except UnidentifiedImageError:

@@ -1,0 +1,23 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.datasets.eurosat import SAMPLE_DIR
+from bench.images import read_rgb
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def tiles() -> list[np.ndarray]:
+    """Four real EuroSAT tiles from the shipped sample, of different classes."""
+    paths = [next(iter(sorted((SAMPLE_DIR / name).glob("*.jpg")))) for name in ("Forest", "Highway", "Residential", "SeaLake")]
+    return [read_rgb(p)[0] for p in paths]
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"needs ../shared/datasets (not found at {SHARED_DATASETS})")
+    return SHARED_DATASETS

@@ -1,0 +1,81 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.datasets import ImageRecord, assign_splits, load_dataset, stratified_subset
+from bench.datasets import eurosat
+from bench.datasets.base import DatasetNotFound
+
+
+def _records(per_class: dict[str, int]) -> list[ImageRecord]:
+    return [ImageRecord(f"{c}/{c}_{i}.jpg", Path(f"{c}_{i}.jpg"), c) for c, n in per_class.items() for i in range(n)]
+
+
+def test_splits_are_deterministic_and_stratified():
+    records = _records({"A": 100, "B": 50, "C": 30})
+    first, again = assign_splits(records, seed=7), assign_splits(list(reversed(records)), seed=7)
+    assert {r.id: r.split for r in first} == {r.id: r.split for r in again}
+    counts = Counter((r.label, r.split) for r in first)
+    assert (counts["A", "train"], counts["A", "val"], counts["A", "test"]) == (70, 10, 20)
+    assert (counts["B", "train"], counts["B", "val"], counts["B", "test"]) == (35, 5, 10)
+    assert (counts["C", "train"], counts["C", "val"], counts["C", "test"]) == (21, 3, 6)
+    other = assign_splits(records, seed=8)
+    assert {r.id: r.split for r in first} != {r.id: r.split for r in other}
+
+
+def test_adding_a_class_does_not_reshuffle_the_others():
+    before = {r.id: r.split for r in assign_splits(_records({"A": 40, "B": 40}), seed=1)}
+    after = {r.id: r.split for r in assign_splits(_records({"A": 40, "B": 40, "C": 10}), seed=1)}
+    assert all(after[k] == v for k, v in before.items())
+
+
+def test_stratified_subset_keeps_class_proportions():
+    records = _records({"A": 60, "B": 30, "C": 10})
+    subset = stratified_subset(records, 10, seed=0)
+    assert Counter(r.label for r in subset) == {"A": 6, "B": 3, "C": 1}
+    assert stratified_subset(records, 10, seed=0) == subset
+    assert len(stratified_subset(records, 1000)) == 100
+
+
+def test_shipped_sample_is_the_default():
+    dataset = load_dataset("eurosat", None)
+    assert "shipped sample" in dataset.source
+    assert len(dataset.records) == 500 and len(dataset.classes) == 10
+    test = dataset.select("test")
+    assert len(test) == 100 and {r.split for r in test} == {"test"}
+
+
+@pytest.mark.parametrize("layout", ["eurosat", "EuroSAT_RGB", "2750", "eurosat/2750"])
+def test_eurosat_found_in_official_layouts(tmp_path, layout):
+    source = next(iter(sorted((eurosat.SAMPLE_DIR / "Forest").glob("*.jpg"))))
+    target = tmp_path / layout / "Forest"
+    target.mkdir(parents=True)
+    (target / source.name).write_bytes(source.read_bytes())
+    dataset = load_dataset("eurosat", tmp_path)
+    assert dataset.root == tmp_path / layout
+    assert [r.id for r in dataset.records] == [f"Forest/{source.name}"]
+
+
+def test_full_eurosat_from_shared(shared_datasets):
+    dataset = load_dataset("eurosat", shared_datasets)
+    assert len(dataset.records) == 26000 and "full dataset" in dataset.source
+
+
+def test_kodak_needs_a_data_dir(tmp_path):
+    with pytest.raises(DatasetNotFound, match="kodak"):
+        load_dataset("kodak", tmp_path)
+
+
+def test_folder_dataset_labels_from_subfolders(tmp_path):
+    source = next(iter(sorted((eurosat.SAMPLE_DIR / "River").glob("*.jpg"))))
+    (tmp_path / "water").mkdir()
+    (tmp_path / "water" / "a.jpg").write_bytes(source.read_bytes())
+    (tmp_path / "loose.jpg").write_bytes(source.read_bytes())
+    dataset = load_dataset(f"folder:{tmp_path}")
+    assert {r.id: r.label for r in dataset.records} == {"water/a.jpg": "water", "loose.jpg": None}
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(KeyError, match="valid: eurosat, kodak"):
+        load_dataset("eurosad")

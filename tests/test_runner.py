@@ -1,0 +1,131 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.codecs import get_codec
+from bench.runner import RunLocked, SweepConfig, run_lock, sweep
+from bench.store import DB_NAME, KEY
+from bench.tables import aggregate, results
+
+FAST = ("jpeg", "webp")
+
+
+def _config(out: Path, **kwargs) -> SweepConfig:
+    defaults = dict(datasets=["eurosat"], codecs=list(FAST), out=out, limit=6, jobs=1, progress=False)
+    return SweepConfig(**{**defaults, **kwargs})
+
+
+def _expected_rows(n_images: int, codecs=FAST) -> int:
+    return n_images * sum(len(get_codec(c).qualities) for c in codecs)
+
+
+def test_sweep_writes_one_row_per_image_codec_quality(tmp_path):
+    summary = sweep(_config(tmp_path))
+    frame = results(tmp_path)
+    assert summary.rows_written == len(frame) == _expected_rows(6)
+    assert frame["error"].isna().all()
+    assert not frame.duplicated(list(KEY)).any()
+    assert set(zip(frame["codec"], frame["codec_version"])) == {(c, get_codec(c).version) for c in FAST}
+    assert (frame["bpp"] > frame["bpp_payload"]).all()
+    summary_table = aggregate(frame)
+    assert len(summary_table) == sum(len(get_codec(c).qualities) for c in FAST)
+    assert (summary_table["n_images"] == 6).all()
+
+
+def test_rerun_resumes_without_recomputing(tmp_path):
+    sweep(_config(tmp_path, limit=4))
+    before = results(tmp_path)
+    again = sweep(_config(tmp_path, limit=4))
+    assert again.rows_written == 0 and again.rows_already_done == len(before)
+    bigger = sweep(_config(tmp_path, limit=8, jobs=2))
+    after = results(tmp_path)
+    assert bigger.rows_written == len(after) - len(before)
+    kept = after.merge(before, on=list(KEY), suffixes=("", "_before"))
+    assert len(kept) == len(before)
+    assert (kept["encode_s"] == kept["encode_s_before"]).all()  # timings identical: not recomputed
+
+
+def test_parallel_rows_equal_serial_rows(tmp_path):
+    sweep(_config(tmp_path / "serial"))
+    sweep(_config(tmp_path / "parallel", jobs=2))
+    columns = [*KEY, "bytes", "header_bytes", "psnr", "ssim"]
+    serial, parallel = (results(tmp_path / name)[columns] for name in ("serial", "parallel"))
+    assert serial.equals(parallel)
+
+
+def test_bad_images_become_error_rows_and_the_sweep_goes_on(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    good = next(iter(sorted((Path(__file__).parents[1] / "datasets" / "eurosat-sample" / "Forest").glob("*.jpg"))))
+    (data / "good.jpg").write_bytes(good.read_bytes())
+    (data / "empty.png").write_bytes(b"")
+    (data / "text.jpg").write_bytes(b"not an image")
+    summary = sweep(_config(tmp_path / "run", datasets=[f"folder:{data}"], codecs=["jpeg"], limit=None))
+    frame = results(tmp_path / "run")
+    errors = frame[frame["error"].notna()]
+    assert set(errors["image"]) == {"empty.png", "text.jpg"}
+    assert errors["error"].str.contains("empty.png|text.jpg").all()
+    assert frame[frame["image"] == "good.jpg"]["error"].isna().all()
+    assert len(summary.errors) == len(errors)
+
+
+def test_codec_failure_becomes_an_error_row(tmp_path, monkeypatch):
+    import dataclasses
+
+    from bench import codecs
+
+    def explode(image, quality):
+        raise RuntimeError("encoder blew up")
+
+    monkeypatch.setitem(codecs.CODECS, "jpeg", dataclasses.replace(get_codec("jpeg"), encode=explode))
+    sweep(_config(tmp_path, codecs=["jpeg"], limit=2))
+    frame = results(tmp_path)
+    assert frame["error"].str.startswith("encode: RuntimeError: encoder blew up").all()
+
+
+def test_second_sweep_on_the_same_directory_is_refused(tmp_path):
+    with run_lock(tmp_path):
+        with pytest.raises(RunLocked, match="in use"):
+            sweep(_config(tmp_path))
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return connection.execute("SELECT count(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
+    codecs, limit = ("jpeg", "webp", "bpg"), 40
+    command = [
+        sys.executable, "-m", "bench", "run", "--codecs", ",".join(codecs), "--limit", str(limit),
+        "--jobs", "2", "--out", str(tmp_path), "--no-progress", "--no-report",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _count(tmp_path / DB_NAME) < 200 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, f"sweep ended before it could be killed: {process.stderr.read().decode()}"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    survived = results(tmp_path)
+    assert 0 < len(survived) < _expected_rows(limit, codecs)
+
+    subprocess.run(command, check=True, capture_output=True)
+    final = results(tmp_path)
+    assert len(final) == _expected_rows(limit, codecs)
+    assert not final.duplicated(list(KEY)).any()
+    kept = final.merge(survived, on=list(KEY), suffixes=("", "_before"))
+    assert len(kept) == len(survived) and (kept["encode_s"] == kept["encode_s_before"]).all()
+    with sqlite3.connect(tmp_path / DB_NAME) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
