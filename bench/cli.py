@@ -16,6 +16,7 @@ from bench.store import DB_NAME
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS, DatasetNotFound, check_name, load_dataset
 
 EXIT_USAGE, EXIT_LOCKED = 2, 3
+MAX_ERRORS_PRINTED = 20
 
 
 class UsageError(Exception):
@@ -85,12 +86,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"skipped codec {name}: {reason}")
     print(
         f"{summary.rows_written} rows written, {summary.rows_already_done} already done, "
-        f"{len(summary.errors)} errors, {summary.seconds:.1f} s"
+        f"{summary.errors.total()} failed rows, {summary.seconds:.1f} s"
     )
-    for error in summary.errors[:20]:
-        print(f"  error: {error}")
-    if len(summary.errors) > 20:
-        print(f"  … {len(summary.errors) - 20} more in the report's Failures section")
+    for error, count in summary.errors.most_common(MAX_ERRORS_PRINTED):
+        print(f"  failed ({count} rows): {error}")
+    if len(summary.errors) > MAX_ERRORS_PRINTED:
+        print(f"  … {len(summary.errors) - MAX_ERRORS_PRINTED} more kinds of failure in the report's Failures section")
     paths = write_tables(out)
     if not args.no_report:
         paths.update(write_reports(out))

@@ -9,6 +9,7 @@ same command started again computes only the rows that are missing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -67,7 +68,8 @@ class SweepSummary:
     out: Path
     rows_written: int = 0
     rows_already_done: int = 0
-    errors: list[str] = dataclasses.field(default_factory=list)
+    errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    """Failed rows by what failed: image (and codec, unless the image itself was unreadable) and error."""
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     datasets: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
@@ -117,6 +119,11 @@ def evaluate(task: Task) -> list[dict]:
         {**base, "codec": c, "quality": q, "codec_version": get_codec(c).version, **measure(c, image, q)}
         for c, q in task.pairs
     ]
+
+
+def _error_key(row: dict) -> str:
+    where = row["image"] if row["error"].startswith("read:") else f"{row['image']} [{row['codec']}]"
+    return f"{row['dataset']}: {where}: {row['error']}"
 
 
 def _worker_init() -> None:
@@ -245,10 +252,9 @@ def sweep(config: SweepConfig) -> SweepSummary:
         with bar:
             for rows in _execute(tasks, jobs):
                 summary.rows_written += store.add(rows)
-                summary.errors += [f"{r['dataset']}/{r['image']} {r['codec']} q={r['quality']:g}: {r['error']}"
-                                   for r in rows if r.get("error")]  # fmt: skip
+                summary.errors.update(_error_key(r) for r in rows if r.get("error"))
                 bar.update()
                 if summary.errors:
-                    bar.set_postfix(errors=len(summary.errors))
+                    bar.set_postfix(errors=summary.errors.total())
     summary.seconds = time.perf_counter() - started
     return summary

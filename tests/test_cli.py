@@ -1,0 +1,90 @@
+import html
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.datasets.eurosat import SAMPLE_DIR
+
+
+def test_run_writes_database_tables_and_reports(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", "--datasets", "eurosat", "--codecs", "jpeg,jpeg2000", "--limit", "5",
+                 "--qualities", "jpeg=10,50,90", "--out", str(out), "--jobs", "1", "--no-progress"])  # fmt: skip
+    assert code == 0
+    for name in ("results.sqlite", "results.csv", "results.parquet", "aggregate.csv", "aggregate.parquet",
+                 "report.md", "report.html", "plots/rd-eurosat-psnr-bpp.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    summary = pd.read_csv(out / "aggregate.csv")
+    assert sorted(summary[summary["codec"] == "jpeg"]["quality"]) == [10, 50, 90]
+    assert len(pd.read_parquet(out / "results.parquet")) == 5 * (3 + 10)
+    markdown = (out / "report.md").read_text()
+    assert "Headline rate" in markdown and "| jpeg2000 |" in markdown and "MS-SSIM undefined" in markdown
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3 and "http" not in page.split("<body>")[1].split("<script>")[0]
+    assert "500 images; 5 selected" in capsys.readouterr().out
+
+
+def test_report_regenerates_from_the_database(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "webp", "--limit", "3", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    (out / "report.html").unlink()
+    (out / "aggregate.csv").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").is_file() and (out / "aggregate.csv").is_file()
+
+
+def test_names_from_data_are_escaped_in_reports(tmp_path):
+    data = tmp_path / "data" / "<b>cls|x</b>"
+    data.mkdir(parents=True)
+    tile = next(iter(sorted((SAMPLE_DIR / "Forest").glob("*.jpg"))))
+    (data / "ok.jpg").write_bytes(tile.read_bytes())
+    (data / "<img src=x onerror=alert(1)>|*.jpg").write_bytes(b"garbage")
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{tmp_path / 'data'}", "--codecs", "jpeg", "--out", str(out),
+                 "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
+    page = (out / "report.html").read_text()
+    assert "<img src=x" not in page and "<b>cls" not in page
+    assert html.escape("<img src=x onerror=alert(1)>") in page
+    markdown = (out / "report.md").read_text()
+    assert "\\<img src=x onerror=alert(1)\\>\\|\\*.jpg" in markdown and not re.search(r"(?<!\\)<img", markdown)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--codecs", "jpeg,foo"], "unknown codec 'foo'; valid: jpeg, jpeg444"),
+        (["run", "--datasets", "eurosad"], "unknown dataset 'eurosad'; valid: eurosat, kodak"),
+        (["run", "--codecs", "jpeg", "--qualities", "webp=1"], "not among --codecs"),
+        (["run", "--codecs", "jpeg", "--qualities", "a,b"], "expected numbers"),
+        (["report", "/nonexistent/run"], "no results.sqlite"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_dataset_is_a_usage_error(tmp_path, capsys):
+    code = main(["run", "--datasets", "kodak", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert code == 2 and "kodak: no kodak/ folder" in capsys.readouterr().err
+
+
+def test_codecs_and_datasets_listings(capsys):
+    assert main(["codecs"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("jpeg2000", "bpg", "avif", "jpegxl", "sweep"))
+    assert main(["datasets"]) == 0
+    assert "shipped sample" in capsys.readouterr().out
+
+
+def test_kodak_from_shared_data_dir(shared_datasets, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", "kodak", "--data-dir", str(shared_datasets), "--codecs", "jpeg",
+                 "--qualities", "75", "--limit", "2", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 2 and frame["ms_ssim"].notna().all() and (frame["width"] * frame["height"] == 768 * 512).all()
+    assert (out / "plots" / "rd-kodak-ms_ssim-bpp.png").is_file()
