@@ -107,3 +107,10 @@ def test_unavailable_codec_reports_reason_and_hint():
 def test_unknown_codec_lists_valid_names():
     with pytest.raises(KeyError, match="valid: jpeg"):
         get_codec("jpeg3000")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 50), (2, 200)])
+def test_tiny_and_thin_images_round_trip(codec, shape):
+    image = np.random.default_rng(5).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    decoded = codec.decode(codec.encode(image, codec.qualities[-1]))
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8

@@ -6,15 +6,10 @@ list it in `_ALL` below; the runner, CLI and reports pick it up by name.
 
 from __future__ import annotations
 
-from bench.codecs.avif import avif
+from bench.codecs import avif, bpg, jpeg, jpeg2000, jpegxl, webp
 from bench.codecs.base import Codec, CodecUnavailable
-from bench.codecs.bpg import bpg
-from bench.codecs.jpeg import jpeg, jpeg444
-from bench.codecs.jpeg2000 import jpeg2000
-from bench.codecs.jpegxl import jpegxl
-from bench.codecs.webp import webp
 
-_ALL = (jpeg, jpeg444, jpeg2000, webp, bpg, avif, jpegxl)
+_ALL = (jpeg.jpeg, jpeg.jpeg444, jpeg2000.jpeg2000, webp.webp, bpg.bpg, avif.avif, jpegxl.jpegxl)
 
 CODECS: dict[str, Codec] = {codec.name: codec for codec in _ALL}
 
