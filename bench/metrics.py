@@ -14,6 +14,9 @@ import numpy as np
 PSNR_CAP_DB = 100.0
 """Aggregates replace an infinite PSNR (identical images) by this value."""
 
+SSIM_MIN_SIDE = 11
+"""SSIM's 11×11 Gaussian window (σ = 1.5, truncated at 3.5σ) must fit in the image."""
+
 MS_SSIM_MIN_SIDE = 161
 """MS-SSIM's five scales with an 11-pixel window need a short side above 160 px."""
 
@@ -49,11 +52,14 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     scikit-image's `structural_similarity` with the paper's parameters:
     11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03, population
     (not sample) covariance, data range 255, each RGB channel separately
-    and then averaged.
+    and then averaged. NaN when the window does not fit (short side below
+    `SSIM_MIN_SIDE`).
     """
     from skimage.metrics import structural_similarity
 
     _check_pair(reference, test)
+    if min(reference.shape[:2]) < SSIM_MIN_SIDE:
+        return math.nan
     return float(
         structural_similarity(
             reference,
@@ -67,23 +73,25 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     )
 
 
-def ms_ssim_missing_reason(shape: tuple[int, ...]) -> str | None:
-    """Why MS-SSIM is undefined for an image of `shape`, or None when it is defined."""
+def missing_reasons(shape: tuple[int, ...]) -> list[str]:
+    """Why SSIM or MS-SSIM is undefined (NaN) for an image of `shape`; empty when both are defined."""
     short = min(shape[:2])
-    if short < MS_SSIM_MIN_SIDE:
-        return f"MS-SSIM undefined: short side {short} px < {MS_SSIM_MIN_SIDE} px"
-    return None
+    return [
+        f"{name} undefined: short side {short} px < {minimum} px"
+        for name, minimum in (("SSIM", SSIM_MIN_SIDE), ("MS-SSIM", MS_SSIM_MIN_SIDE))
+        if short < minimum
+    ]
 
 
 def ms_ssim(reference: np.ndarray, test: np.ndarray) -> float:
     """Multi-scale SSIM (Wang et al. 2003): five scales, the paper's weights.
 
     Computed with pytorch-msssim (11×11 Gaussian window, σ = 1.5, data range
-    255) on RGB. Returns NaN when the image is too small
-    (see `ms_ssim_missing_reason`).
+    255) on RGB. NaN when the image is too small (short side below
+    `MS_SSIM_MIN_SIDE`).
     """
     _check_pair(reference, test)
-    if ms_ssim_missing_reason(reference.shape) is not None:
+    if min(reference.shape[:2]) < MS_SSIM_MIN_SIDE:
         return math.nan
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim

@@ -90,20 +90,21 @@ def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
             raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {image.shape} uint8")
         stage = "header_size"
         header = codec.header_size(data)
-    except Exception as exc:  # any codec failure becomes an error row, the sweep goes on
+        stage = "metrics"
+        return {
+            "bytes": len(data),
+            "header_bytes": header,
+            "bpp": metrics.bpp(len(data), image.shape),
+            "bpp_payload": metrics.bpp(len(data) - header, image.shape),
+            "mse": metrics.mse(image, decoded),
+            "psnr": metrics.psnr(image, decoded),
+            "ssim": metrics.ssim(image, decoded),
+            "ms_ssim": metrics.ms_ssim(image, decoded),
+            "encode_s": encoded - start,
+            "decode_s": decode_s,
+        }
+    except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
         return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
-    return {
-        "bytes": len(data),
-        "header_bytes": header,
-        "bpp": metrics.bpp(len(data), image.shape),
-        "bpp_payload": metrics.bpp(len(data) - header, image.shape),
-        "mse": metrics.mse(image, decoded),
-        "psnr": metrics.psnr(image, decoded),
-        "ssim": metrics.ssim(image, decoded),
-        "ms_ssim": metrics.ms_ssim(image, decoded),
-        "encode_s": encoded - start,
-        "decode_s": decode_s,
-    }
 
 
 def evaluate(task: Task) -> list[dict]:

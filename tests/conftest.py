@@ -6,7 +6,10 @@ import pytest
 from bench.datasets.eurosat import SAMPLE_DIR
 from bench.images import read_rgb
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+import os
+
+# Real full datasets for the tests that need more than the repo ships: $BENCH_DATA_DIR, else ../shared/datasets.
+SHARED_DATASETS = Path(os.environ.get("BENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 
 
 @pytest.fixture(scope="session")
@@ -19,5 +22,5 @@ def tiles() -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
-        pytest.skip(f"needs ../shared/datasets (not found at {SHARED_DATASETS})")
+        pytest.skip(f"needs the full datasets (set BENCH_DATA_DIR; not found at {SHARED_DATASETS})")
     return SHARED_DATASETS

@@ -43,13 +43,19 @@ def test_ssim_identical_is_one_and_falls_with_noise(tiles):
 
 def test_ms_ssim_is_nan_with_reason_on_small_images(tiles):
     assert math.isnan(metrics.ms_ssim(tiles[0], tiles[0]))
-    assert "64 px" in metrics.ms_ssim_missing_reason(tiles[0].shape)
+    assert metrics.missing_reasons(tiles[0].shape) == ["MS-SSIM undefined: short side 64 px < 161 px"]
+
+
+def test_ssim_is_nan_when_its_window_does_not_fit():
+    image = np.zeros((10, 300, 3), np.uint8)
+    assert math.isnan(metrics.ssim(image, image))
+    assert len(metrics.missing_reasons(image.shape)) == 2
 
 
 def test_ms_ssim_on_large_images():
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (170, 200, 3), dtype=np.uint8)
-    assert metrics.ms_ssim_missing_reason(image.shape) is None
+    assert metrics.missing_reasons(image.shape) == []
     assert metrics.ms_ssim(image, image) == pytest.approx(1.0, abs=1e-6)
     noisy = np.clip(image.astype(int) + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
     assert 0 < metrics.ms_ssim(image, noisy) < 1

@@ -6,7 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from bench.codecs import get_codec
 from bench.runner import RunLocked, SweepConfig, run_lock, sweep
@@ -66,12 +68,16 @@ def test_bad_images_become_error_rows_and_the_sweep_goes_on(tmp_path):
     (data / "good.jpg").write_bytes(good.read_bytes())
     (data / "empty.png").write_bytes(b"")
     (data / "text.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.full((3, 500), 7, np.uint8)).save(data / "thin-gray.png")
     summary = sweep(_config(tmp_path / "run", datasets=[f"folder:{data}"], codecs=["jpeg"], limit=None))
     frame = results(tmp_path / "run")
     errors = frame[frame["error"].notna()]
     assert set(errors["image"]) == {"empty.png", "text.jpg"}
     assert errors["error"].str.contains("empty.png|text.jpg").all()
     assert frame[frame["image"] == "good.jpg"]["error"].isna().all()
+    thin = frame[frame["image"] == "thin-gray.png"]
+    assert thin["error"].isna().all() and thin["ssim"].isna().all() and (thin["width"] == 500).all()
+    assert (thin["note"] == "mode L converted to RGB").all()
     assert summary.errors.total() == len(errors) and len(summary.errors) == 2  # one line per unreadable image
 
 

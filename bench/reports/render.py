@@ -87,9 +87,9 @@ def context(run_dir: Path) -> dict:
     for name in summary["dataset"].unique() if not summary.empty else []:
         rows = frame[frame["dataset"] == name]
         sizes = rows.drop_duplicates("image")[["height", "width"]].dropna()
-        missing_ms_ssim = sorted(
+        missing = sorted(
             {reason for shape in sizes.itertuples(index=False)
-             if (reason := metrics.ms_ssim_missing_reason((int(shape.height), int(shape.width))))}
+             for reason in metrics.missing_reasons((int(shape.height), int(shape.width)))}
         )  # fmt: skip
         datasets.append(
             {
@@ -99,7 +99,7 @@ def context(run_dir: Path) -> dict:
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": summary[summary["dataset"] == name].to_dict("records"),
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
-                "ms_ssim_missing": missing_ms_ssim,
+                "missing_metrics": missing,
             }
         )
     failures = frame[frame["error"].notna()]
