@@ -97,13 +97,11 @@ def write_tables(run_dir: Path) -> dict[str, Path]:
     tables = {"results": frame, "aggregate": aggregate(frame)}
     paths = {}
     for name, table in tables.items():
-        for suffix, write in ((".csv", lambda t, p: t.to_csv(p, index=False)), (".parquet", _to_parquet)):
-            path = run_dir / f"{name}{suffix}"
+        for path in (run_dir / f"{name}.csv", run_dir / f"{name}.parquet"):
             with atomic_write(path) as tmp:
-                write(table, tmp)
-            paths[f"{name}{suffix}"] = path
+                if path.suffix == ".csv":
+                    table.to_csv(tmp, index=False)
+                else:
+                    table.to_parquet(tmp, index=False)
+            paths[path.name] = path
     return paths
-
-
-def _to_parquet(table: pd.DataFrame, path: Path) -> None:
-    table.to_parquet(path, index=False)

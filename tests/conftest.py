@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -5,8 +6,6 @@ import pytest
 
 from bench.datasets.eurosat import SAMPLE_DIR
 from bench.images import read_rgb
-
-import os
 
 # Real full datasets for the tests that need more than the repo ships: $BENCH_DATA_DIR, else ../shared/datasets.
 SHARED_DATASETS = Path(os.environ.get("BENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")

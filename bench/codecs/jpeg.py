@@ -13,14 +13,12 @@ system that fixes its tables once would send only the scan data.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
 from bench.codecs.base import Codec, Image
-
-INSTALL_HINT = "pip install imagecodecs"
-QUALITIES = (1, 5, 10, 20, 30, 50, 70, 80, 90, 95, 100)
 
 _STANDALONE_MARKERS = {0xD8, 0xD9, *range(0xD0, 0xD8), 0x01}  # SOI, EOI, RSTn, TEM
 
@@ -74,35 +72,26 @@ def _scan_data_size(data: bytes) -> int:
     return size
 
 
-_RATE_NOTE = (
-    "bytes: the complete JFIF file; header_bytes: everything outside the entropy-coded "
-    "scan data (markers, quantisation and Huffman tables, frame/scan headers)."
-)
-
 jpeg = Codec(
     name="jpeg",
     family="classical",
     description="JPEG baseline, 4:2:0, optimised Huffman tables (libjpeg-turbo)",
     quality_name="libjpeg quality 1–100 (higher = better)",
-    qualities=QUALITIES,
+    qualities=(1, 5, 10, 20, 30, 50, 70, 80, 90, 95, 100),
     encode=encode,
     decode=decode,
     header_size=header_size,
-    rate_note=_RATE_NOTE,
+    rate_note=(
+        "bytes: the complete JFIF file; header_bytes: everything outside the entropy-coded "
+        "scan data (markers, quantisation and Huffman tables, frame/scan headers)."
+    ),
     library_version=library_version,
-    install_hint=INSTALL_HINT,
+    install_hint="pip install imagecodecs",
 )
 
-jpeg444 = Codec(
+jpeg444 = dataclasses.replace(
+    jpeg,
     name="jpeg444",
-    family="classical",
     description="JPEG baseline, 4:4:4 (no chroma subsampling), optimised Huffman tables",
-    quality_name="libjpeg quality 1–100 (higher = better)",
-    qualities=QUALITIES,
     encode=functools.partial(encode, subsampling=(1, 1)),
-    decode=decode,
-    header_size=header_size,
-    rate_note=_RATE_NOTE,
-    library_version=library_version,
-    install_hint=INSTALL_HINT,
 )
