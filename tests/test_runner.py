@@ -111,19 +111,28 @@ def _count(db: Path) -> int:
         return 0
 
 
-def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
-    codecs, limit = ("jpeg", "webp", "bpg"), 40
-    command = [
+def _sweep_command(out: Path, codecs: tuple[str, ...], limit: int) -> list[str]:
+    return [
         sys.executable, "-m", "bench", "run", "--codecs", ",".join(codecs), "--limit", str(limit),
-        "--jobs", "2", "--out", str(tmp_path), "--no-progress", "--no-report",
+        "--jobs", "2", "--out", str(out), "--no-progress", "--no-report",
     ]  # fmt: skip
+
+
+def _kill_after(command: list[str], db: Path, rows: int) -> None:
+    """Start `command`, SIGKILL it and its workers once `db` holds at least `rows` rows."""
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while _count(tmp_path / DB_NAME) < 200 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while _count(db) < rows and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert process.poll() is None, f"sweep ended before it could be killed: {process.stderr.read().decode()}"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
+    codecs, limit = ("jpeg", "webp", "bpg"), 40
+    command = _sweep_command(tmp_path, codecs, limit)
+    _kill_after(command, tmp_path / DB_NAME, 200)
     survived = results(tmp_path)
     assert 0 < len(survived) < _expected_rows(limit, codecs)
 
@@ -134,4 +143,23 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
     kept = final.merge(survived, on=list(KEY), suffixes=("", "_before"))
     assert len(kept) == len(survived) and (kept["encode_s"] == kept["encode_s_before"]).all()
     with sqlite3.connect(tmp_path / DB_NAME) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.slow
+def test_repeated_kills_end_equal_to_an_uninterrupted_run(tmp_path):
+    codecs, limit, kills = ("jpeg", "webp", "jpeg2000", "bpg"), 60, 8
+    total = _expected_rows(limit, codecs)
+    rng = np.random.default_rng(0)
+    killed = tmp_path / "killed"
+    for _ in range(kills):
+        done = _count(killed / DB_NAME)
+        if done >= total - 100:
+            break
+        _kill_after(_sweep_command(killed, codecs, limit), killed / DB_NAME, int(rng.integers(done + 1, total - 50)))
+    subprocess.run(_sweep_command(killed, codecs, limit), check=True, capture_output=True)
+    subprocess.run(_sweep_command(tmp_path / "clean", codecs, limit), check=True, capture_output=True)
+    columns = [*KEY, "bytes", "header_bytes", "mse", "psnr", "ssim", "error"]
+    assert results(killed)[columns].equals(results(tmp_path / "clean")[columns])
+    with sqlite3.connect(killed / DB_NAME) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
