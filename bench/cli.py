@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,codecs,datasets,report}``.
+"""Command line: ``python -m bench {run,codecs,datasets,train,weights,report}``.
 
 Exit codes: 0 success, 1 failure, 2 usage error (unknown name, missing data),
 3 the run directory is in use by another sweep.
@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure, 2 usage error (unknown name, missing data),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import RunLocked, SweepConfig, sweep
     from bench.tables import write_tables
 
+    if args.weights_dir:
+        from bench.codecs import checkpoints, refresh_learned
+
+        os.environ[checkpoints.WEIGHTS_DIR_ENV] = str(args.weights_dir)  # inherited by the workers
+        refresh_learned()
     datasets, codecs = _names(args.datasets), _names(args.codecs)
     _check_datasets(datasets)
     _check_codecs(codecs)
@@ -132,6 +138,60 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from bench.codecs.learned import ARCHITECTURES
+    from bench.train import TrainConfig, train
+
+    if args.arch not in ARCHITECTURES:
+        raise UsageError(f"unknown architecture {args.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    _check_datasets([args.dataset])
+    if args.arch == "cvae":
+        config = {"channels": args.channels, "latent_channels": args.latent_channels}
+    elif args.arch.startswith("cheng2020"):
+        config = {"N": args.channels}
+    else:
+        config = {"N": args.channels, "M": args.latent_channels}
+    settings = TrainConfig(
+        arch=args.arch, lmbda=args.lmbda, quality=args.quality, config=config, dataset=args.dataset,
+        data_dir=args.data_dir, split_seed=args.split_seed, seed=args.seed, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, val_every=args.val_every, init=args.init, out=args.out,
+        work=args.work, threads=args.threads,
+    )  # fmt: skip
+    try:
+        path = train(settings)
+    except DatasetNotFound as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from bench.codecs import checkpoints
+    from bench.codecs.learned import ARCHITECTURES
+
+    if args.action == "download":
+        if args.arch not in checkpoints.OFFICIAL_PREFIXES:
+            raise UsageError(f"no official checkpoints for {args.arch!r}; valid: {', '.join(checkpoints.OFFICIAL_PREFIXES)}")
+        target = args.weights_dir or checkpoints.weights_dir()
+        if target is None:
+            raise UsageError(f"give --weights-dir or set ${checkpoints.WEIGHTS_DIR_ENV}")
+        qualities = [int(q) for q in _names(args.qualities)] if args.qualities else sorted(checkpoints.official_urls(args.arch))
+        for path in checkpoints.download_official(args.arch, qualities, target):
+            print(f"ok {path}")
+        return 0
+    if args.weights_dir:
+        os.environ[checkpoints.WEIGHTS_DIR_ENV] = str(args.weights_dir)
+    for arch in ARCHITECTURES:
+        found = checkpoints.resolve(arch)
+        if not found:
+            print(f"{arch:<22} no checkpoints")
+        for quality, checkpoint in sorted(found.items()):
+            card = checkpoint.card
+            extra = f"λ={card['lmbda']} val {card.get('val_bpp', float('nan')):.3f} bpp / {card.get('val_psnr', float('nan')):.2f} dB" if card else ""
+            print(f"{arch:<22} q{quality} {checkpoint.source:<9} {checkpoint.path} {extra}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -148,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     run.add_argument("--out", help="run directory (default: runs/<datasets>); an existing one is resumed")
     run.add_argument("--data-dir", type=Path, help=data_help)
+    run.add_argument("--weights-dir", type=Path, help="official CompressAI checkpoints (default $BENCH_WEIGHTS_DIR)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
     run.set_defaults(handler=cmd_run)
@@ -158,6 +219,33 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="list datasets, where they were found, counts, licences")
     datasets.add_argument("--data-dir", type=Path, help=data_help)
     datasets.set_defaults(handler=cmd_datasets)
+
+    trainer = commands.add_parser("train", help="train a learned codec checkpoint (resumable) and write its card")
+    trainer.add_argument("--arch", required=True, help="cvae, bmshj2018-factorized, bmshj2018-hyperprior, …")
+    trainer.add_argument("--lmbda", type=float, required=True, help="λ of the loss λ·255²·MSE + bpp")
+    trainer.add_argument("--quality", type=int, required=True, help="quality index the checkpoint is stored under")
+    trainer.add_argument("--dataset", default="eurosat")
+    trainer.add_argument("--data-dir", type=Path, help=data_help)
+    trainer.add_argument("--channels", type=int, default=64, help="N: channels of the transforms (default 64)")
+    trainer.add_argument("--latent-channels", type=int, default=96, help="M: latent channels (default 96)")
+    trainer.add_argument("--steps", type=int, default=10_000)
+    trainer.add_argument("--batch-size", type=int, default=16)
+    trainer.add_argument("--lr", type=float, default=1e-4)
+    trainer.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
+    trainer.add_argument("--split-seed", type=int, default=DEFAULT_SEED, help="seed of the train/val/test split")
+    trainer.add_argument("--val-every", type=int, default=500, help="validate and save a resumable state every N steps")
+    trainer.add_argument("--init", type=Path, help="start from this checkpoint (fine-tune to another λ)")
+    trainer.add_argument("--out", type=Path, default=Path("codecs"), help="checkpoint folder (default codecs/)")
+    trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
+    trainer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    trainer.set_defaults(handler=cmd_train)
+
+    weights = commands.add_parser("weights", help="list learned-codec checkpoints, or download official ones")
+    weights.add_argument("action", nargs="?", default="list", choices=["list", "download"])
+    weights.add_argument("--arch", default="bmshj2018-hyperprior", help="architecture to download")
+    weights.add_argument("--qualities", help="comma list of quality indices to download (default: all)")
+    weights.add_argument("--weights-dir", type=Path, help="where official checkpoints live (default $BENCH_WEIGHTS_DIR)")
+    weights.set_defaults(handler=cmd_weights)
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     report.add_argument("run", help="run directory (the --out of `run`)")

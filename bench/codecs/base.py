@@ -61,7 +61,9 @@ class Codec:
         """Why the codec cannot run here (with the install hint), or None."""
         try:
             self.library_version()
-        except (ImportError, OSError, CodecUnavailable) as exc:
+        except CodecUnavailable as exc:  # says itself what is missing
+            return str(exc)
+        except (ImportError, OSError) as exc:
             hint = f"; install: {self.install_hint}" if self.install_hint else ""
             return f"{exc}{hint}"
         return None

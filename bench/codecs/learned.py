@@ -1,0 +1,270 @@
+"""Learned codecs (CompressAI architectures and the paper CVAE) behind the codec interface.
+
+Every stream is real: `encode` runs the model's ``compress()`` (CompressAI's
+rANS coder, after ``update()`` built the entropy tables) and returns one
+self-contained byte string; `decode` needs nothing else.
+
+Stream layout::
+
+    arch id (1 byte) | quality (1 byte) | height, width (2 × uint16, big-endian)
+    | for every entropy-coded stream but the last: its length (LEB128) and bytes
+    | the last stream (runs to the end)
+
+Streams are in CompressAI's order: ``y`` first, then the hyperprior's ``z``
+where there is one. The image is edge-padded to a multiple of the network's
+down-sampling factor and the decoder crops back, so rate is counted per
+native pixel. Rate accounting: ``header_bytes`` is the fixed 6-byte header
+(architecture, quality and size, agreed once in a tile-based system); the
+length fields and all entropy-coded streams are payload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from bench.codecs import checkpoints
+from bench.codecs.base import Codec, CodecUnavailable, Image
+
+HEADER_BYTES = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A learned-codec architecture: its stream id (never reuse one) and how to build it."""
+
+    name: str
+    stream_id: int
+    description: str
+    build: Callable[[dict], object] = dataclasses.field(repr=False)
+
+
+def _compressai_model(name: str) -> Callable[[dict], object]:
+    def build(config: dict):
+        from bench.codecs.compressai_compat import import_compressai
+
+        import_compressai()
+        from compressai.zoo.image import model_architectures
+
+        return model_architectures[name](**config)
+
+    return build
+
+
+def _cvae(config: dict):
+    from bench.codecs.cvae import CVAE
+
+    return CVAE(**config)
+
+
+ARCHITECTURES = {
+    arch.name: arch
+    for arch in (
+        Architecture("cvae", 1, "CVAE of arXiv 2404.03696: no GDN, no hyperprior, factorized prior", _cvae),
+        Architecture("bmshj2018-factorized", 2, "Ballé et al. 2017/18, GDN, factorized prior", _compressai_model("bmshj2018-factorized")),
+        Architecture("bmshj2018-hyperprior", 3, "Ballé et al. 2018, scale hyperprior", _compressai_model("bmshj2018-hyperprior")),
+        Architecture("mbt2018-mean", 4, "Minnen et al. 2018, mean-scale hyperprior", _compressai_model("mbt2018-mean")),
+        Architecture("mbt2018", 5, "Minnen et al. 2018, hyperprior + autoregressive context", _compressai_model("mbt2018")),
+        Architecture("cheng2020-anchor", 6, "Cheng et al. 2020, residual blocks, context model", _compressai_model("cheng2020-anchor")),
+        Architecture("cheng2020-attn", 7, "Cheng et al. 2020 with attention", _compressai_model("cheng2020-attn")),
+    )
+}  # fmt: skip
+_BY_STREAM_ID = {arch.stream_id: arch for arch in ARCHITECTURES.values()}
+
+
+def load_model(arch: str, quality: int):
+    """The model of `arch` at `quality` from the resolved checkpoint (see `checkpoints.resolve`)."""
+    found = checkpoints.resolve(arch)
+    if quality not in found:
+        raise CodecUnavailable(f"{arch}: no checkpoint for quality {quality} (have {sorted(found) or 'none'})")
+    return model_from_checkpoint(found[quality])
+
+
+@functools.lru_cache(maxsize=16)
+def model_from_checkpoint(checkpoint: checkpoints.Checkpoint):
+    """The verified model of `checkpoint`, in eval mode, entropy tables built (cached per process)."""
+    import torch
+
+    arch = checkpoint.arch
+    state = checkpoints.load_state(checkpoint)
+    try:
+        if checkpoint.source == "committed":
+            model = ARCHITECTURES[arch].build(state["config"])
+            weights = {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+            model.load_state_dict(weights)
+        else:
+            from compressai.zoo.image import model_architectures
+
+            model = model_architectures[arch].from_state_dict(state)
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise checkpoints.CheckpointError(f"{checkpoint.path}: does not fit {arch} ({exc})") from None
+    model.eval()
+    with torch.no_grad():
+        model.update(force=True)
+    return model
+
+
+def _to_tensor(images: list[Image], factor: int):
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % factor, -width % factor
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+def encode_batch(arch: str, images: list[Image], quality: int, model=None) -> list[bytes]:
+    """Encode equal-size images in one pass through the network; one stream per image.
+
+    `model` overrides the resolved checkpoint (training evaluates its own output this way).
+    """
+    import torch
+
+    height, width = images[0].shape[:2]
+    if any(image.shape != images[0].shape for image in images):
+        raise ValueError("encode_batch needs images of equal size")
+    if max(height, width) > 0xFFFF:
+        raise ValueError(f"image {height}×{width} too large for the 16-bit size header")
+    model = model or load_model(arch, quality)
+    with torch.no_grad():
+        out = model.compress(_to_tensor(images, model.downsampling_factor))
+    header = bytes([ARCHITECTURES[arch].stream_id, quality]) + height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    streams_per_image = zip(*out["strings"])  # CompressAI: one list per stream, one entry per image
+    return [header + _pack(list(streams)) for streams in streams_per_image]
+
+
+def _pack(streams: list[bytes]) -> bytes:
+    return b"".join(_leb128(len(s)) + s for s in streams[:-1]) + streams[-1]
+
+
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _unpack(data: bytes, count: int) -> list[bytes]:
+    streams, pos = [], HEADER_BYTES
+    for _ in range(count - 1):
+        length, shift = 0, 0
+        while True:
+            if pos >= len(data):
+                raise ValueError("truncated stream: length field runs past the end")
+            byte = data[pos]
+            length, shift, pos = length | (byte & 0x7F) << shift, shift + 7, pos + 1
+            if not byte & 0x80:
+                break
+        if pos + length > len(data):
+            raise ValueError("truncated stream: entropy-coded stream runs past the end")
+        streams.append(data[pos : pos + length])
+        pos += length
+    return [*streams, data[pos:]]
+
+
+def parse_header(data: bytes) -> tuple[str, int, int, int]:
+    """(architecture, quality, height, width) of a learned-codec stream."""
+    if len(data) < HEADER_BYTES:
+        raise ValueError(f"stream of {len(data)} bytes is shorter than the {HEADER_BYTES}-byte header")
+    if data[0] not in _BY_STREAM_ID:
+        raise ValueError(f"unknown architecture id {data[0]}")
+    return _BY_STREAM_ID[data[0]].name, data[1], int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:6], "big")
+
+
+def _decompress(data: bytes, stop_at_synthesis: bool = False, model=None):
+    import torch
+
+    arch, quality, height, width = parse_header(data)
+    model = model or load_model(arch, quality)
+    factor = model.downsampling_factor
+    shape = (-(-height // factor), -(-width // factor))
+    n_streams = 2 if hasattr(model, "h_s") else 1
+    strings = [[s] for s in _unpack(data, n_streams)]
+    with torch.no_grad():
+        if not stop_at_synthesis:
+            return model.decompress(strings, shape)["x_hat"], height, width
+        captured = {}
+
+        def grab(module, inputs):  # ŷ is g_s's input: stop before running the decoder
+            captured["y_hat"] = inputs[0]
+            raise _LatentReady
+
+        handle = model.g_s.register_forward_pre_hook(grab)
+        try:
+            model.decompress(strings, shape)
+        except _LatentReady:
+            pass
+        finally:
+            handle.remove()
+        return captured["y_hat"], height, width
+
+
+class _LatentReady(Exception):
+    pass
+
+
+def decode(data: bytes, model=None) -> Image:
+    """The image of a learned-codec stream (`model` overrides the resolved checkpoint)."""
+    import torch
+
+    x_hat, height, width = _decompress(data, model=model)
+    image = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
+    return image.permute(1, 2, 0).numpy()
+
+
+def decode_latent(data: bytes) -> np.ndarray:
+    """The quantised latent ŷ (C×h×w, float32) that a receiver has before running the synthesis transform."""
+    y_hat, _, _ = _decompress(data, stop_at_synthesis=True)
+    return y_hat[0].numpy()
+
+
+def header_size(data: bytes) -> int:
+    return HEADER_BYTES
+
+
+def _library_version(arch: str) -> str:
+    from bench.codecs.compressai_compat import import_compressai
+
+    import torch
+
+    compressai = import_compressai()
+    found = checkpoints.resolve(arch)
+    if not found:
+        raise CodecUnavailable(
+            f"no checkpoints for {arch}: none committed in codecs/{arch}/ and none in "
+            f"${checkpoints.WEIGHTS_DIR_ENV} (train one with `python -m bench train --arch {arch}`)"
+        )
+    sources = sorted({c.source for c in found.values()})
+    weights = ", ".join(f"q{q}: {c.path.name} ({c.sha256[:8]})" for q, c in sorted(found.items()))
+    return f"compressai {compressai.__version__}, torch {torch.__version__}; {'/'.join(sources)} weights {weights}"
+
+
+def make_codec(arch: Architecture) -> Codec:
+    qualities = tuple(sorted(checkpoints.resolve(arch.name)))
+    return Codec(
+        name=arch.name,
+        family="learned",
+        description=arch.description,
+        quality_name="checkpoint quality index (higher = more bits, larger λ)",
+        qualities=qualities,
+        encode=lambda image, quality: encode_batch(arch.name, [image], int(quality))[0],
+        decode=decode,
+        header_size=header_size,
+        rate_note=(
+            "bytes: 6-byte header (architecture, quality, size) + every entropy-coded stream (y, and z "
+            "where there is a hyperprior) with LEB128 lengths; header_bytes: the 6-byte header."
+        ),
+        library_version=functools.partial(_library_version, arch.name),
+        install_hint="pip install --no-deps compressai==1.2.8 einops scipy pytorch-msssim",
+    )
+
+
+def codecs() -> list[Codec]:
+    """One codec per architecture, with the qualities its checkpoints provide."""
+    return [make_codec(arch) for arch in ARCHITECTURES.values()]

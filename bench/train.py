@@ -1,0 +1,207 @@
+"""Training learned codecs: ``python -m bench train --arch cvae --lmbda 0.0067 --quality 3``.
+
+CompressAI's rate–distortion recipe: loss = λ·255²·MSE + bpp (bpp estimated
+from the likelihoods while training), Adam on the networks, a separate Adam on
+the entropy bottleneck's quantiles minimising the auxiliary loss. Images are
+the seeded train split of a dataset (random flips), model selection on the val
+split only (the test split is never touched). The run is resumable: the last
+state is saved every `--val-every` steps in the work directory and picked up
+by the same command. The result is a checkpoint in ``codecs/<arch>/`` and its
+card, with val bpp/PSNR measured on real bitstreams of the selected weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.codecs import checkpoints
+from bench.codecs.learned import ARCHITECTURES
+from bench.datasets import load_dataset
+from bench.images import read_rgb
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    arch: str
+    lmbda: float
+    quality: int
+    config: dict
+    dataset: str = "eurosat"
+    data_dir: Path | None = None
+    split_seed: int = 0
+    seed: int = 0
+    steps: int = 10_000
+    batch_size: int = 16
+    lr: float = 1e-4
+    val_every: int = 500
+    val_limit: int = 500
+    init: Path | None = None  # fine-tune from this checkpoint (e.g. another λ of the same architecture)
+    out: Path = checkpoints.COMMITTED_DIR
+    work: Path = Path("runs/train")
+    threads: int = 0
+
+
+def load_split(config: TrainConfig, split: str, limit: int | None = None) -> np.ndarray:
+    """The `split` images of the dataset as one N×H×W×3 uint8 array (equal-size tiles)."""
+    dataset = load_dataset(config.dataset, config.data_dir)
+    records = dataset.select(split, limit, config.split_seed)
+    return np.stack([read_rgb(r.path)[0] for r in records])
+
+
+def rd_loss(output: dict, target, lmbda: float) -> tuple:
+    """(loss, mse, bpp) of CompressAI's rate–distortion objective."""
+    import torch
+
+    n, _, h, w = target.shape
+    bpp = sum(torch.log(l).sum() for l in output["likelihoods"].values()) / (-math.log(2) * n * h * w)
+    mse = torch.mean((output["x_hat"] - target) ** 2)
+    return lmbda * 255**2 * mse + bpp, mse, bpp
+
+
+def _batches(images: np.ndarray, batch_size: int, generator):
+    import torch
+
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    while True:
+        index = torch.randint(len(data), (batch_size,), generator=generator)
+        batch = data[index].float().div_(255.0)
+        if torch.rand((), generator=generator) < 0.5:
+            batch = batch.flip(-1)
+        if torch.rand((), generator=generator) < 0.5:
+            batch = batch.flip(-2)
+        yield batch
+
+
+def _evaluate(model, images: np.ndarray, lmbda: float) -> float:
+    """Validation RD loss (likelihood bpp) of `model` on `images`."""
+    import torch
+
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(images), 64):
+            x = torch.from_numpy(images[start : start + 64]).permute(0, 3, 1, 2).float() / 255.0
+            total += float(rd_loss(model(x), x, lmbda)[0]) * len(x)
+    model.train()
+    return total / len(images)
+
+
+def _real_val_metrics(config: TrainConfig, checkpoint: checkpoints.Checkpoint, images: np.ndarray) -> dict:
+    """bpp and PSNR of the saved checkpoint on real bitstreams of the val images."""
+    from bench import metrics
+    from bench.codecs import learned
+
+    model = learned.model_from_checkpoint(checkpoint)
+    sizes, psnrs = [], []
+    for start in range(0, len(images), 64):
+        batch = list(images[start : start + 64])
+        for image, data in zip(batch, learned.encode_batch(config.arch, batch, config.quality, model=model)):
+            sizes.append(metrics.bpp(len(data), image.shape))
+            psnrs.append(min(metrics.psnr(image, learned.decode(data, model=model)), metrics.PSNR_CAP_DB))
+    return {"val_bpp": float(np.mean(sizes)), "val_psnr": float(np.mean(psnrs)), "val_images": len(images)}
+
+
+def train(config: TrainConfig) -> Path:
+    """Train (or resume) and write the checkpoint and its card; the checkpoint's path."""
+    import torch
+    from tqdm import tqdm
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    name = f"{config.arch}-q{config.quality}"
+    work = Path(config.work)
+    work.mkdir(parents=True, exist_ok=True)
+    last_path = work / f"{name}.last.pt"
+
+    train_images = load_split(config, "train")
+    val_images = load_split(config, "val", config.val_limit)
+    model = ARCHITECTURES[config.arch].build(config.config)
+    if config.init is not None:
+        state = checkpoints.load_state(checkpoints.Checkpoint(config.arch, 0, Path(config.init), "", "init"))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    optimizer = torch.optim.Adam(main_params, lr=config.lr)
+    aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
+    step, best, best_step, best_state = 0, math.inf, 0, None
+    if last_path.exists():  # resume
+        saved = torch.load(last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        aux_optimizer.load_state_dict(saved["aux_optimizer"])
+        generator.set_state(saved["generator"])
+        step, best, best_step, best_state = saved["step"], saved["best"], saved["best_step"], saved["best_state"]
+
+    started = time.time()
+    batches = _batches(train_images, config.batch_size, generator)
+    model.train()
+    bar = tqdm(total=config.steps, initial=step, desc=name, unit="step", dynamic_ncols=True)
+    while step < config.steps:
+        lr = config.lr * (0.1 if step >= 0.8 * config.steps else 1.0)  # last 20% of steps at lr/10
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = next(batches)
+        loss, mse, bpp = rd_loss(model(x), x, config.lmbda)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        optimizer.step()
+        aux_loss = model.aux_loss()
+        aux_optimizer.zero_grad()
+        aux_loss.backward()
+        aux_optimizer.step()
+        step += 1
+        bar.update()
+        if step % config.val_every == 0 or step == config.steps:
+            val = _evaluate(model, val_images, config.lmbda)
+            if val < best:
+                best, best_step = val, step
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            bar.set_postfix(loss=f"{float(loss):.3f}", bpp=f"{float(bpp):.3f}", val=f"{val:.3f}", best=best_step)
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "aux_optimizer": aux_optimizer.state_dict(), "generator": generator.get_state(),
+                "step": step, "best": best, "best_step": best_step, "best_state": best_state,
+            }  # fmt: skip
+            torch.save(state, work / f"{name}.tmp")
+            (work / f"{name}.tmp").replace(last_path)
+    bar.close()
+
+    model.load_state_dict(best_state)
+    model.eval()
+    with torch.no_grad():
+        model.update(force=True)
+    target = Path(config.out) / config.arch
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.pt"
+    half = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save({"arch": config.arch, "config": config.config, "lmbda": config.lmbda, "state_dict": half}, path)
+    card = {
+        "arch": config.arch, "config": config.config, "quality": config.quality, "lmbda": config.lmbda,
+        "loss": "lmbda * 255^2 * MSE + bpp (likelihood estimate); aux loss on quantiles",
+        "dataset": config.dataset, "data_source": load_dataset(config.dataset, config.data_dir).source,
+        "split": "train (70%) for training, val (10%) for selection; test untouched", "split_seed": config.split_seed,
+        "train_images": len(train_images), "seed": config.seed, "steps": config.steps, "batch_size": config.batch_size,
+        "lr": config.lr, "lr_schedule": "constant, x0.1 for the last 20% of steps",
+        "init": str(config.init) if config.init else None, "selected_step": best_step,
+        "val_loss": best, "sha256": checkpoints.sha256_of(path), "bytes": path.stat().st_size,
+        "weights_dtype": "float16 (loaded as float32)", "torch": torch.__version__,
+        "trained_on": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "train_seconds": round(time.time() - started), "command": "python -m bench " + " ".join(sys.argv[1:]),
+    }  # fmt: skip
+    card_path = path.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    saved = checkpoints.Checkpoint(config.arch, config.quality, path, card["sha256"], "committed", card)
+    card.update(_real_val_metrics(config, saved, val_images))  # the written file, real bitstreams
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return path

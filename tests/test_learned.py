@@ -1,0 +1,193 @@
+"""Learned codecs: real bitstreams, bit-exact decoding, latents, checkpoint safety.
+
+A small randomly initialised checkpoint is written in a temporary `codecs/`
+folder, so these tests do not depend on which checkpoints are committed.
+"""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bench import metrics
+from bench.codecs import checkpoints, learned
+from bench.codecs.checkpoints import CheckpointError
+
+
+def _write_checkpoint(root, arch="cvae", quality=2, config=None):
+    config = config or {"channels": 8, "latent_channels": 8}
+    torch.manual_seed(0)
+    model = learned.ARCHITECTURES[arch].build(config)
+    model.update(force=True)
+    folder = root / arch
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{arch}-q{quality}.pt"
+    torch.save({"arch": arch, "config": config, "lmbda": 0.01, "state_dict": model.state_dict()}, path)
+    card = {"arch": arch, "quality": quality, "config": config, "sha256": checkpoints.sha256_of(path)}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture
+def codecs_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
+    monkeypatch.delenv(checkpoints.WEIGHTS_DIR_ENV, raising=False)
+    learned.model_from_checkpoint.cache_clear()
+    _write_checkpoint(tmp_path)
+    yield tmp_path
+    learned.model_from_checkpoint.cache_clear()
+
+
+@pytest.fixture
+def codec(codecs_dir):
+    return learned.make_codec(learned.ARCHITECTURES["cvae"])
+
+
+def test_codec_sees_committed_qualities(codec):
+    assert codec.available and codec.qualities == (2,)
+    assert "committed weights q2: cvae-q2.pt" in codec.version
+
+
+def test_stream_is_self_contained_and_rate_is_its_length(codec, tiles):
+    image = tiles[0]
+    data = codec.encode(image, 2)
+    assert learned.parse_header(data) == ("cvae", 2, 64, 64)
+    assert codec.header_size(data) == 6 < len(data)
+    decoded = codec.decode(data)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    assert metrics.bpp(len(data), image.shape) == 8 * len(data) / 4096
+
+
+def test_odd_size_is_padded_and_cropped(codec):
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    assert codec.decode(codec.encode(image, 2)).shape == (37, 53, 3)
+
+
+def test_decoding_is_bit_exact_in_a_fresh_process(codec, codecs_dir, tiles, tmp_path):
+    data = codec.encode(tiles[2], 2)
+    stream = tmp_path / "stream.bin"
+    stream.write_bytes(data)
+    script = (
+        "import sys, hashlib; from bench.codecs import checkpoints, learned; "
+        f"checkpoints.COMMITTED_DIR = __import__('pathlib').Path({str(codecs_dir)!r}); "
+        "image = learned.decode(open(sys.argv[1], 'rb').read()); print(hashlib.sha256(image.tobytes()).hexdigest())"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(stream)], capture_output=True, text=True, check=True)
+    import hashlib
+
+    assert done.stdout.strip() == hashlib.sha256(codec.decode(data).tobytes()).hexdigest()
+
+
+def test_batch_encoding_gives_one_decodable_stream_per_image(codec, tiles):
+    streams = learned.encode_batch("cvae", tiles, 2)
+    assert len(streams) == len(tiles)
+    for image, data in zip(tiles, streams):
+        assert codec.decode(data).shape == image.shape
+        assert abs(len(data) - len(codec.encode(image, 2))) <= 2  # same network, batch numerics aside
+
+
+def test_latent_is_the_quantised_y_without_running_the_decoder(codec, tiles):
+    data = codec.encode(tiles[0], 2)
+    latent = learned.decode_latent(data)
+    assert latent.shape == (8, 4, 4)
+    assert np.allclose(latent, np.round(latent))  # factorized prior: ŷ is integer-valued
+
+
+def test_truncated_stream_is_an_error_not_a_hang(codec, tiles):
+    data = codec.encode(tiles[0], 2)
+    with pytest.raises(ValueError):
+        learned.parse_header(data[:4])
+
+
+def test_wrong_hash_names_file_expected_and_found(codecs_dir):
+    card_path = codecs_dir / "cvae" / "cvae-q2.json"
+    card = json.loads(card_path.read_text())
+    card["sha256"] = "0" * 64
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"cvae-q2.pt: sha256 mismatch: expected 0{64}…, found [0-9a-f]{64}"):
+        learned.load_model("cvae", 2)
+
+
+def test_truncated_checkpoint_is_refused(codecs_dir):
+    path = codecs_dir / "cvae" / "cvae-q2.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    card_path = path.with_suffix(".json")
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "sha256": checkpoints.sha256_of(path)}))
+    with pytest.raises(CheckpointError, match="cvae-q2.pt: cannot be loaded safely"):
+        learned.load_model("cvae", 2)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_pickle_with_code_payload_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": _Payload()}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    checkpoint = checkpoints.Checkpoint("cvae", 1, path, checkpoints.sha256_of(path), "committed")
+    with pytest.raises(CheckpointError, match="evil.pt: cannot be loaded safely"):
+        checkpoints.load_state(checkpoint)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_mismatched_architecture_is_refused(codecs_dir):
+    other = _write_checkpoint(codecs_dir / "elsewhere", "cvae", 2, {"channels": 8, "latent_channels": 8})
+    state = torch.load(other, weights_only=True)
+    state["config"] = {"channels": 16, "latent_channels": 8}  # weights no longer fit the config
+    target = codecs_dir / "cvae" / "cvae-q2.pt"
+    torch.save(state, target)
+    card_path = target.with_suffix(".json")
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "sha256": checkpoints.sha256_of(target)}))
+    with pytest.raises(CheckpointError, match="cvae-q2.pt: does not fit cvae"):
+        learned.load_model("cvae", 2)
+
+
+def test_official_checkpoints_are_recognised_by_name_and_hash(tmp_path, monkeypatch, tiles):
+    from compressai.zoo.image import model_architectures
+
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path / "none")
+    torch.manual_seed(0)
+    model = model_architectures["bmshj2018-factorized"](N=8, M=8)
+    model.update(force=True)
+    raw = tmp_path / "raw.pth.tar"
+    torch.save(model.state_dict(), raw)
+    name = f"bmshj2018-factorized-prior-4-{checkpoints.sha256_of(raw)[:8]}.pth.tar"
+    raw.rename(tmp_path / name)
+    (tmp_path / "bmshj2018-factorized-prior-5-deadbeef.pth.tar").write_bytes(b"not this one")
+    monkeypatch.setenv(checkpoints.WEIGHTS_DIR_ENV, str(tmp_path))
+    learned.model_from_checkpoint.cache_clear()
+    found = checkpoints.resolve("bmshj2018-factorized")
+    assert sorted(found) == [4, 5] and found[4].source == "official"
+    codec = learned.make_codec(learned.ARCHITECTURES["bmshj2018-factorized"])
+    assert codec.decode(codec.encode(tiles[0], 4)).shape == tiles[0].shape
+    with pytest.raises(CheckpointError, match="sha256 mismatch: expected deadbeef"):
+        codec.encode(tiles[0], 5)
+
+
+def test_download_verifies_the_hash_in_the_name(tmp_path):
+    source = tmp_path / "server"
+    source.mkdir()
+    payload = source / "payload.bin"
+    payload.write_bytes(b"weights")
+    good = checkpoints.sha256_of(payload)[:8]
+    (source / f"bmshj2018-hyperprior-1-{good}.pth.tar").write_bytes(b"weights")
+    (source / "bmshj2018-hyperprior-2-00000000.pth.tar").write_bytes(b"tampered")
+    urls = {q: (source / f).as_uri() for q, f in ((1, f"bmshj2018-hyperprior-1-{good}.pth.tar"),
+                                                   (2, "bmshj2018-hyperprior-2-00000000.pth.tar"))}  # fmt: skip
+    target = tmp_path / "weights"
+    assert checkpoints.download_official("bmshj2018-hyperprior", [1], target, urls) == [
+        target / f"bmshj2018-hyperprior-1-{good}.pth.tar"
+    ]
+    with pytest.raises(CheckpointError, match="sha256 mismatch: expected 00000000"):
+        checkpoints.download_official("bmshj2018-hyperprior", [2], target, urls)
+    assert sorted(p.name for p in target.iterdir()) == [f"bmshj2018-hyperprior-1-{good}.pth.tar"]
+
+
+def test_official_urls_come_from_compressai():
+    urls = checkpoints.official_urls("bmshj2018-hyperprior")
+    assert sorted(urls) == list(range(1, 9)) and urls[3].endswith("bmshj2018-hyperprior-3-6d87be32.pth.tar")
