@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.bd import DEFAULT_ANCHOR
 from bench.codecs import CODECS
 from bench.store import DB_NAME
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS, DatasetNotFound, check_name, load_dataset
@@ -98,9 +99,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed ({count} rows): {error}")
     if len(summary.errors) > MAX_ERRORS_PRINTED:
         print(f"  … {len(summary.errors) - MAX_ERRORS_PRINTED} more kinds of failure in the report's Failures section")
-    paths = write_tables(out)
+    paths = write_tables(out, args.anchor)
     if not args.no_report:
-        paths.update(write_reports(out))
+        paths.update(write_reports(out, args.anchor))
     print(f"results in {out}/: {DB_NAME}, " + ", ".join(p.name for p in paths.values()))
     return 0
 
@@ -133,7 +134,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not (run / DB_NAME).is_file():
         raise UsageError(f"{run}: no {DB_NAME} here; give the --out directory of a run")
-    paths = {**write_tables(run), **write_reports(run)}
+    paths = {**write_tables(run, args.anchor), **write_reports(run, args.anchor)}
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights-dir", type=Path, help="official CompressAI checkpoints (default $BENCH_WEIGHTS_DIR)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
+    run.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
     run.set_defaults(handler=cmd_run)
 
     codecs = commands.add_parser("codecs", help="list codecs, availability, versions and default sweeps")
@@ -249,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     report.add_argument("run", help="run directory (the --out of `run`)")
+    report.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
     report.set_defaults(handler=cmd_report)
     return parser
 

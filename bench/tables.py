@@ -1,8 +1,9 @@
 """Tidy result tables derived from a run's database.
 
 `results` is one row per dataset × image × codec × quality; `aggregate`
-is one row per dataset × codec × quality. Both are written next to the
-database as CSV and Parquet by `write_tables`.
+is one row per dataset × codec × quality; `bench.bd.bd_table` one row per
+dataset × codec. All are written next to the database as CSV and Parquet by
+`write_tables`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.bd import DEFAULT_ANCHOR, bd_table
 from bench.codecs import CODECS
 from bench.files import atomic_write
 from bench.metrics import PSNR_CAP_DB
@@ -90,11 +92,12 @@ def _quality_rank(codec: str, quality: float) -> float:
     return quality
 
 
-def write_tables(run_dir: Path) -> dict[str, Path]:
-    """Write results and aggregate as CSV and Parquet into `run_dir`; their paths."""
+def write_tables(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict[str, Path]:
+    """Write results, aggregate and BD tables as CSV and Parquet into `run_dir`; their paths."""
     run_dir = Path(run_dir)
     frame = results(run_dir)
-    tables = {"results": frame, "aggregate": aggregate(frame)}
+    summary = aggregate(frame)
+    tables = {"results": frame, "aggregate": summary, "bd": bd_table(summary, anchor)}
     paths = {}
     for name, table in tables.items():
         for path in (run_dir / f"{name}.csv", run_dir / f"{name}.parquet"):

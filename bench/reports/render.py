@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
+from bench.bd import DEFAULT_ANCHOR, bd_table, winners
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.plots import rd_figure, save_png
@@ -32,10 +33,10 @@ def md_escape(value: object) -> str:
 
 def fmt(value: object, digits: int = 3) -> str:
     """A number for a table cell: fixed digits, "—" for missing, "inf" kept."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "—"
     if isinstance(value, (float, np.floating)):
-        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+        return ("inf" if value > 0 else "-inf") if math.isinf(value) else f"{value:.{digits}f}"
     return str(value)
 
 
@@ -49,7 +50,13 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["md"] = md_escape
     env.filters["fmt"] = fmt
+    env.filters["pct"] = lambda value: "no overlap" if _missing(value) else f"{value:+.1f}%"
+    env.filters["overlap_or"] = lambda text, unit: "no overlap" if text == "—" else f"{text} {unit}".strip()
     return env
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _figures(summary: pd.DataFrame, dataset: str, plot_dir: Path) -> list[dict]:
@@ -75,11 +82,21 @@ def metrics_label(metric: str) -> str:
     return {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}[metric]
 
 
-def context(run_dir: Path) -> dict:
+def _winner_rows(summary: pd.DataFrame) -> list[dict]:
+    table = winners(summary)
+    rows = []
+    for target, group in table.groupby("bpp", sort=True):
+        ranked = group.to_dict("records")
+        rows.append({"bpp": target, "best": ranked[0], "others": ranked[1:3], "n": len(ranked)})
+    return rows
+
+
+def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
     """Everything the report templates show, computed from the run's database."""
     run_dir = Path(run_dir)
     frame = results(run_dir)
     summary = aggregate(frame)
+    bd = bd_table(summary, anchor)
     with ResultStore(run_dir / DB_NAME) as store:
         runs = store.runs()
     latest = runs[-1] if runs else {}
@@ -98,6 +115,8 @@ def context(run_dir: Path) -> dict:
                 "n_images": rows["image"].nunique(),
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": summary[summary["dataset"] == name].to_dict("records"),
+                "bd": bd[bd["dataset"] == name].to_dict("records"),
+                "winners": _winner_rows(summary[summary["dataset"] == name]),
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
             }
@@ -117,14 +136,15 @@ def context(run_dir: Path) -> dict:
         "psnr_cap": metrics.PSNR_CAP_DB,
         "ms_ssim_min_side": metrics.MS_SSIM_MIN_SIDE,
         "n_rows": len(frame),
+        "anchor": anchor,
     }
 
 
-def write_reports(run_dir: Path) -> dict[str, Path]:
+def write_reports(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict[str, Path]:
     """Render ``report.md`` and ``report.html`` (self-contained) into `run_dir`."""
     run_dir = Path(run_dir)
     (run_dir / "plots").mkdir(exist_ok=True)
-    values = context(run_dir)
+    values = context(run_dir, anchor)
     env = _environment()
     paths = {}
     for name in ("report.md", "report.html"):
