@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,codecs,datasets,train,weights,report}``.
+"""Command line: ``python -m bench {run,codecs,datasets,train,weights,report,baseline,check}``.
 
 Exit codes: 0 success, 1 failure, 2 usage error (unknown name, missing data),
 3 the run directory is in use by another sweep.
@@ -131,9 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.reports import write_reports
     from bench.tables import write_tables
 
-    run = Path(args.run)
-    if not (run / DB_NAME).is_file():
-        raise UsageError(f"{run}: no {DB_NAME} here; give the --out directory of a run")
+    run = _run_dir(args.run)
     paths = {**write_tables(run, args.anchor), **write_reports(run, args.anchor)}
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
@@ -193,6 +191,50 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from bench import gate
+
+    run = _run_dir(args.run)
+    try:
+        path = gate.write_baseline(run, args.out, args.anchor)
+    except gate.GateUsageError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from bench import gate
+
+    run = _run_dir(args.run)
+    try:
+        path = Path(args.baseline) if args.baseline else gate.default_baseline(run)
+        if not path.is_file():
+            raise UsageError(f"no baseline at {path}; write one with `python -m bench baseline {run}`")
+        baseline = json.loads(path.read_text())
+        diff = gate.compare(run, baseline, gate.parse_tolerances(args.tolerance))
+    except gate.GateUsageError as exc:
+        raise UsageError(str(exc)) from None
+    shown = diff if args.verbose else diff[diff["status"] != "ok"]
+    print(f"baseline {path} ({len(diff)} values checked)")
+    if not shown.empty:
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for codec, (old, new) in gate.version_changes(run, baseline).items():
+        print(f"note: {codec} library changed: {old} → {new}")
+    regressions = int((diff["status"] == "REGRESSION").sum())
+    print(f"{regressions} regression(s), {int((diff['status'] == 'improved').sum())} improvement(s)")
+    return 1 if regressions else 0
+
+
+def _run_dir(value: str) -> Path:
+    run = Path(value)
+    if not (run / DB_NAME).is_file():
+        raise UsageError(f"{run}: no {DB_NAME} here; give the --out directory of a run")
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -248,6 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--qualities", help="comma list of quality indices to download (default: all)")
     weights.add_argument("--weights-dir", type=Path, help="where official checkpoints live (default $BENCH_WEIGHTS_DIR)")
     weights.set_defaults(handler=cmd_weights)
+
+    baseline = commands.add_parser("baseline", help="write (or update) the quality baseline of a run")
+    baseline.add_argument("run", help="run directory")
+    baseline.add_argument("--out", type=Path, help="baseline file (default reports/baseline/<dataset>-<sample|full>.json)")
+    baseline.add_argument("--anchor", default=DEFAULT_ANCHOR)
+    baseline.set_defaults(handler=cmd_baseline)
+
+    check = commands.add_parser("check", help="compare a run with its baseline: exit 0 ok, 1 regression, 2 usage error")
+    check.add_argument("run", help="run directory")
+    check.add_argument("--baseline", help="baseline file (default: the committed one matching the run)")
+    check.add_argument("--tolerance", action="append", default=[], metavar="METRIC=AMOUNT",
+                       help="bpp (relative), psnr (dB), ssim, bd_rate_psnr (percentage points); repeatable")  # fmt: skip
+    check.add_argument("--verbose", action="store_true", help="show every checked value, not only the failing ones")
+    check.set_defaults(handler=cmd_check)
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     report.add_argument("run", help="run directory (the --out of `run`)")

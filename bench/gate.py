@@ -1,0 +1,162 @@
+"""The regression gate: compare a run with a committed baseline of codec quality.
+
+`make_baseline` freezes a run's aggregate points (per codec × quality: bpp,
+PSNR, SSIM) and BD-rates into JSON with the library versions behind them;
+`compare` checks a run against it with per-metric tolerances and returns a
+tidy diff table. ``python -m bench check`` exits 0 when everything holds, 1
+on any regression, 2 on usage errors (missing baseline, codec absent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.bd import DEFAULT_ANCHOR, bd_table
+from bench.files import write_text
+from bench.store import DB_NAME, ResultStore
+from bench.tables import aggregate, results
+
+BASELINE_DIR = Path(__file__).resolve().parents[1] / "reports" / "baseline"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """How far a metric may move the wrong way before it is a regression."""
+
+    amount: float
+    relative: bool  # relative to the baseline value (rate) or absolute (quality)
+    higher_is_better: bool
+
+
+TOLERANCES = {
+    "bpp": Tolerance(0.005, relative=True, higher_is_better=False),  # +0.5% bytes
+    "psnr": Tolerance(0.02, relative=False, higher_is_better=True),  # −0.02 dB
+    "ssim": Tolerance(0.0005, relative=False, higher_is_better=True),
+    "bd_rate_psnr": Tolerance(0.25, relative=False, higher_is_better=False),  # +0.25 percentage points
+}
+
+
+class GateUsageError(ValueError):
+    """The comparison cannot be made (no baseline, codec missing from the run…)."""
+
+
+def run_identity(run_dir: Path) -> dict:
+    """Dataset, source kind, split, limit and seed of the latest invocation of a run."""
+    with ResultStore(Path(run_dir) / DB_NAME) as store:
+        runs = store.runs()
+    if not runs:
+        raise GateUsageError(f"{run_dir}: the database records no run")
+    info = runs[-1]
+    if len(info["datasets"]) != 1:
+        raise GateUsageError(f"{run_dir}: a baseline covers one dataset; this run has {list(info['datasets'])}")
+    (dataset, source), = info["datasets"].items()
+    return {
+        "dataset": dataset, "source": "sample" if "shipped sample" in source else "full",
+        "split": info["split"], "limit": info["limit"], "seed": info["seed"],
+    }  # fmt: skip
+
+
+def baseline_name(identity: dict) -> str:
+    name = f"{identity['dataset']}-{identity['source']}"
+    if identity["split"] != "all":
+        name += f"-{identity['split']}"
+    if identity["limit"]:
+        name += f"-limit{identity['limit']}"
+    return name.replace(":", "_").replace("/", "_")
+
+
+def default_baseline(run_dir: Path) -> Path:
+    return BASELINE_DIR / f"{baseline_name(run_identity(run_dir))}.json"
+
+
+def make_baseline(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
+    """The baseline document of a run: its aggregate points, BD-rates and versions."""
+    identity = run_identity(run_dir)
+    frame = results(run_dir)
+    summary = aggregate(frame)
+    with ResultStore(Path(run_dir) / DB_NAME) as store:
+        info = store.runs()[-1]
+    points = summary[["codec", "quality", "n_images", "bpp", "psnr", "ssim"]].to_dict("records")
+    bd = bd_table(summary, anchor)[["codec", "bd_rate_psnr"]].to_dict("records")
+    return {
+        **identity, "name": baseline_name(identity), "anchor": anchor, "git_commit": info.get("git_commit"),
+        "codec_versions": info.get("codecs", {}), "packages": info.get("packages", {}),
+        "points": points, "bd": [row for row in bd if not math.isnan(row["bd_rate_psnr"])],
+    }  # fmt: skip
+
+
+def write_baseline(run_dir: Path, path: Path | None = None, anchor: str = DEFAULT_ANCHOR) -> Path:
+    document = make_baseline(run_dir, anchor)
+    path = Path(path) if path else BASELINE_DIR / f"{document['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(document, indent=1, allow_nan=False, default=float) + "\n")
+    return path
+
+
+def _verdict(metric: str, base: float, value: float, tolerance: Tolerance) -> tuple[float, str]:
+    delta = value - base
+    allowed = tolerance.amount * abs(base) if tolerance.relative else tolerance.amount
+    worse = -delta if tolerance.higher_is_better else delta
+    if worse > allowed:
+        return delta, "REGRESSION"
+    return delta, "improved" if worse < -allowed else "ok"
+
+
+def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | None = None) -> pd.DataFrame:
+    """One row per checked value: codec, quality, metric, baseline, run, delta, allowed, status."""
+    tolerances = {**TOLERANCES, **(tolerances or {})}
+    identity = run_identity(run_dir)
+    mismatched = {k: (baseline.get(k), identity[k]) for k in ("dataset", "source", "split", "limit", "seed")
+                  if baseline.get(k) != identity[k]}  # fmt: skip
+    if mismatched:
+        raise GateUsageError(f"baseline {baseline.get('name')} is for another run setup: {mismatched} (baseline, run)")
+    summary = aggregate(results(run_dir))
+    points = summary.set_index(["codec", "quality"])
+    missing = sorted({p["codec"] for p in baseline["points"]} - set(summary["codec"]))
+    if missing:
+        raise GateUsageError(f"codec(s) {', '.join(missing)} of the baseline are absent from the run")
+    rows = []
+    for point in baseline["points"]:
+        key = (point["codec"], float(point["quality"]))
+        if key not in points.index:
+            raise GateUsageError(f"{point['codec']} quality {point['quality']:g} of the baseline is absent from the run")
+        for metric in ("bpp", "psnr", "ssim"):
+            value, base = float(points.loc[key, metric]), float(point[metric])
+            delta, status = _verdict(metric, base, value, tolerances[metric])
+            rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
+                         "delta": delta, "status": status})  # fmt: skip
+    current_bd = bd_table(summary, baseline["anchor"]).set_index("codec")["bd_rate_psnr"]
+    for row in baseline["bd"]:
+        value = float(current_bd.get(row["codec"], math.nan))
+        delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])
+        if math.isnan(value):
+            status = "REGRESSION"  # the curve no longer overlaps the anchor's
+        rows.append({"codec": row["codec"], "quality": math.nan, "metric": f"bd_rate_psnr vs {baseline['anchor']}",
+                     "baseline": row["bd_rate_psnr"], "run": value, "delta": delta, "status": status})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def version_changes(run_dir: Path, baseline: dict) -> dict[str, tuple[str, str]]:
+    """Codecs whose library version differs from the baseline's: name → (baseline, run)."""
+    with ResultStore(Path(run_dir) / DB_NAME) as store:
+        current = store.runs()[-1].get("codecs", {})
+    return {c: (v, current.get(c, "absent")) for c, v in baseline.get("codec_versions", {}).items() if current.get(c) != v}
+
+
+def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
+    """``psnr=0.1`` style overrides (the amount; relative/direction stay the metric's)."""
+    chosen = {}
+    for spec in specs:
+        metric, _, amount = spec.partition("=")
+        if metric not in TOLERANCES:
+            raise GateUsageError(f"--tolerance {spec}: unknown metric {metric!r}; valid: {', '.join(TOLERANCES)}")
+        try:
+            chosen[metric] = dataclasses.replace(TOLERANCES[metric], amount=float(amount))
+        except ValueError:
+            raise GateUsageError(f"--tolerance {spec}: expected a number") from None
+    return chosen
