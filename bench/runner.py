@@ -204,6 +204,7 @@ def run_info(config: SweepConfig, summary: SweepSummary) -> dict:
         "split": config.split,
         "limit": config.limit,
         "seed": config.seed,
+        "data_dir": str(config.data_dir) if config.data_dir else None,
         "jobs": config.jobs or os.cpu_count(),
         "python": platform.python_version(),
         "machine": f"{platform.node()} {platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPUs",

@@ -22,6 +22,8 @@ def test_run_writes_database_tables_and_reports(tmp_path, capsys):
     assert len(pd.read_parquet(out / "results.parquet")) == 5 * (3 + 10)
     markdown = (out / "report.md").read_text()
     assert "Headline rate" in markdown and "| jpeg2000 |" in markdown and "MS-SSIM undefined" in markdown
+    assert "BD-rate (PSNR)" in markdown and "Best codec at" in markdown
+    assert markdown.count("](plots/gallery-") == 3 * 3  # 3 images: original, jpeg, jpeg2000
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3 and "http" not in page.split("<body>")[1].split("<script>")[0]
     assert "500 images; 5 selected" in capsys.readouterr().out

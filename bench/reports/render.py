@@ -16,6 +16,7 @@ from bench import metrics
 from bench.bd import DEFAULT_ANCHOR, bd_table, winners
 from bench.codecs import CODECS
 from bench.files import write_text
+from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import rd_figure, save_png
 from bench.store import DB_NAME, ResultStore
 from bench.tables import aggregate, results
@@ -119,6 +120,7 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
                 "winners": _winner_rows(summary[summary["dataset"] == name]),
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
+                "gallery": gallery(frame, name, latest.get("data_dir"), run_dir / "plots"),
             }
         )
     failures = frame[frame["error"].notna()]
@@ -137,6 +139,7 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
         "ms_ssim_min_side": metrics.MS_SSIM_MIN_SIDE,
         "n_rows": len(frame),
         "anchor": anchor,
+        "gallery_bpp": GALLERY_BPP,
     }
 
 
