@@ -116,6 +116,26 @@ def cmd_codecs(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    if args.action == "download":
+        from bench.datasets.download import DownloadError, default_cache, download
+
+        root = args.data_dir or data_dir_from_env() or default_cache()
+        try:
+            for path in download(args.name, root):
+                print(f"ok {path}")
+        except DownloadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.action == "manifest":
+        from bench.datasets import assign_splits
+        from bench.datasets.base import manifest_path, write_manifest
+
+        dataset = _load_or_usage_error(args.name, args.data_dir)
+        path = args.out or manifest_path(dataset.name, args.seed)
+        write_manifest(assign_splits(dataset.records, args.seed), path)
+        print(f"wrote {path} ({len(dataset.records)} images of {dataset.source})")
+        return 0
     for name in DATASETS:
         try:
             dataset = load_dataset(name, args.data_dir)
@@ -125,6 +145,19 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         classes = f"{len(dataset.classes)} classes" if dataset.labelled else "unlabelled"
         print(f"{name:<8} {dataset.source}; {classes}; licence: {dataset.licence}")
     return 0
+
+
+def data_dir_from_env() -> Path | None:
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value) if value else None
+
+
+def _load_or_usage_error(name: str, data_dir: Path | None):
+    _check_datasets([name])
+    try:
+        return load_dataset(name, data_dir)
+    except DatasetNotFound as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -260,8 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     codecs = commands.add_parser("codecs", help="list codecs, availability, versions and default sweeps")
     codecs.set_defaults(handler=cmd_codecs)
 
-    datasets = commands.add_parser("datasets", help="list datasets, where they were found, counts, licences")
+    datasets = commands.add_parser(
+        "datasets", help="list datasets (where found, counts, licences); download one; write a split manifest"
+    )
+    datasets.add_argument("action", nargs="?", default="list", choices=["list", "download", "manifest"])
+    datasets.add_argument("name", nargs="?", default="eurosat", help="dataset for download/manifest")
     datasets.add_argument("--data-dir", type=Path, help=data_help)
+    datasets.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed of the manifest")
+    datasets.add_argument("--out", type=Path, help="manifest path (default datasets/manifests/<name>-seed<seed>.csv)")
     datasets.set_defaults(handler=cmd_datasets)
 
     trainer = commands.add_parser("train", help="train a learned codec checkpoint (resumable) and write its card")

@@ -23,3 +23,10 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"needs the full datasets (set BENCH_DATA_DIR; not found at {SHARED_DATASETS})")
     return SHARED_DATASETS
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_locations(tmp_path_factory, monkeypatch):
+    """No test sees the user's download cache or $BENCH_DATA_DIR unless it asks (`shared_datasets`)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)

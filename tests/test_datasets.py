@@ -43,7 +43,9 @@ def test_shipped_sample_is_the_default():
     assert "shipped sample" in dataset.source
     assert len(dataset.records) == 500 and len(dataset.classes) == 10
     test = dataset.select("test")
-    assert len(test) == 100 and {r.split for r in test} == {"test"}
+    # splits come from the committed manifest of the full set: the sample's share of its test split
+    assert 80 <= len(test) <= 120 and {r.split for r in test} == {"test"}
+    assert {r.label for r in test} == set(dataset.classes)
 
 
 @pytest.mark.parametrize("layout", ["eurosat", "EuroSAT_RGB", "2750", "eurosat/2750"])
@@ -79,3 +81,55 @@ def test_folder_dataset_labels_from_subfolders(tmp_path):
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(KeyError, match="valid: eurosat, kodak"):
         load_dataset("eurosad")
+
+
+def test_rsicb256_two_level_layout(tmp_path):
+    tile = next(iter(sorted((eurosat.SAMPLE_DIR / "Forest").glob("*.jpg"))))
+    for category, cls in (("construction land", "city_building"), ("woodland", "forest"), ("woodland", "sparse_forest")):
+        folder = tmp_path / "rsi-cb256" / category / cls
+        folder.mkdir(parents=True)
+        (folder / f"{cls}_1.tif").write_bytes(tile.read_bytes())
+    dataset = load_dataset("rsi-cb256", tmp_path)
+    assert dataset.classes == ["city_building", "forest", "sparse_forest"]
+    assert dataset.records[0].id == "construction land/city_building/city_building_1.tif"
+
+
+def test_patternnet_layout(tmp_path):
+    tile = next(iter(sorted((eurosat.SAMPLE_DIR / "River").glob("*.jpg"))))
+    for cls in ("airplane", "beach"):
+        folder = tmp_path / "patternnet" / "PatternNet" / "images" / cls
+        folder.mkdir(parents=True)
+        (folder / f"{cls}001.jpg").write_bytes(tile.read_bytes())
+    dataset = load_dataset("patternnet", tmp_path)
+    assert dataset.classes == ["airplane", "beach"] and len(dataset.records) == 2
+
+
+def test_manifest_round_trip_and_use(tmp_path, monkeypatch):
+    from bench.datasets import base
+
+    records = assign_splits(_records({"A": 20, "B": 10}), seed=3)
+    path = tmp_path / "manifests" / "toy-seed3.csv"
+    base.write_manifest(records, path)
+    assert base.read_manifest(path) == {r.id: r.split for r in records}
+    monkeypatch.setattr(base, "SHIPPED_DIR", tmp_path)
+    toy = base.Dataset("toy", tmp_path, "", "", tuple(_records({"A": 20, "B": 10, "C": 1})))
+    chosen = {r.id: r.split for r in toy.select("all", seed=3)}
+    assert chosen["C/C_0.jpg"] == "unlisted" and all(chosen[r.id] == r.split for r in records)
+
+
+def test_manifest_ids_cannot_escape_the_dataset_root(tmp_path):
+    from bench.datasets import base
+
+    path = tmp_path / "evil.csv"
+    path.write_text("id,label,split\n../../etc/passwd,x,test\n")
+    with pytest.raises(ValueError, match="outside the dataset root"):
+        base.read_manifest(path)
+
+
+def test_committed_eurosat_manifest_is_stratified():
+    from bench.datasets.base import manifest_path, read_manifest
+
+    splits = read_manifest(manifest_path("eurosat", 0))
+    assert len(splits) == 26000
+    counts = Counter((key.split("/")[0], split) for key, split in splits.items())
+    assert counts["Forest", "test"] == 580 and counts["Forest", "val"] == 290 and counts["Forest", "train"] == 2030

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.datasets import eurosat, folder, kodak
+from bench.datasets import eurosat, folder, kodak, patternnet, rsicb256
 from bench.datasets.base import (
     DATA_DIR_ENV,
     DEFAULT_SEED,
@@ -20,6 +20,8 @@ from bench.datasets.base import (
 DATASETS: dict[str, Callable[[Path | None], Dataset]] = {
     "eurosat": eurosat.load,
     "kodak": kodak.load,
+    "rsi-cb256": rsicb256.load,
+    "patternnet": patternnet.load,
 }
 FOLDER_PREFIX = "folder:"
 

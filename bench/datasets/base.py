@@ -57,12 +57,21 @@ class Dataset:
     def select(self, split: str = "all", limit: int | None = None, seed: int = DEFAULT_SEED) -> list[ImageRecord]:
         """Records of `split` ("train", "val", "test" or "all"), each tagged with its split.
 
-        With `limit`, a stratified subset of that many images (classes in
-        proportion), the same for the same seed.
+        The split comes from the committed manifest ``datasets/manifests/<name>-seed<seed>.csv``
+        when there is one (so every user evaluates on the same test images;
+        images it does not list get the split "unlisted" and are only in
+        "all"), otherwise from `assign_splits`. With `limit`, a stratified
+        subset of that many images (classes in proportion), the same for the
+        same seed.
         """
         if split != "all" and split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid: all, {', '.join(SPLITS)}")
-        assigned = assign_splits(self.records, seed)
+        manifest = manifest_path(self.name, seed)
+        if manifest.is_file():
+            listed = read_manifest(manifest)
+            assigned = [dataclasses.replace(r, split=listed.get(r.id, "unlisted")) for r in self.records]
+        else:
+            assigned = assign_splits(self.records, seed)
         chosen = [r for r in assigned if split == "all" or r.split == split]
         if limit is not None:
             chosen = stratified_subset(chosen, limit, seed)
@@ -70,9 +79,13 @@ class Dataset:
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The user's data root: `explicit`, else $BENCH_DATA_DIR, else None."""
+    """The user's data root: `explicit`, else $BENCH_DATA_DIR, else the download cache if it exists, else None."""
     value = explicit or os.environ.get(DATA_DIR_ENV)
-    return Path(value).expanduser() if value else None
+    if value:
+        return Path(value).expanduser()
+    from bench.datasets.download import default_cache
+
+    return default_cache() if default_cache().is_dir() else None
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -87,6 +100,37 @@ def records_from_class_folders(root: Path) -> tuple[ImageRecord, ...]:
         for path in list_images(folder):
             records.append(ImageRecord(path.relative_to(root).as_posix(), path, folder.name))
     return tuple(records)
+
+
+def manifest_path(name: str, seed: int) -> Path:
+    return SHIPPED_DIR / "manifests" / f"{name}-seed{seed}.csv"
+
+
+def write_manifest(records: Sequence[ImageRecord], path: Path) -> None:
+    """Write records (id, label, split) as CSV, sorted by id."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "split"])
+        for record in sorted(records, key=lambda r: r.id):
+            writer.writerow([record.id, record.label or "", record.split])
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    """id → split of a manifest CSV; ids must be relative paths inside the dataset root."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        parts = Path(row["id"]).parts
+        if Path(row["id"]).is_absolute() or ".." in parts:
+            raise ValueError(f"{path}: id {row['id']!r} points outside the dataset root")
+        if row["split"] not in SPLITS:
+            raise ValueError(f"{path}: unknown split {row['split']!r} for {row['id']}")
+    return {row["id"]: row["split"] for row in rows}
 
 
 def _rng(seed: int, label: str | None) -> np.random.Generator:
