@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = SweepConfig(
         datasets=datasets, codecs=codecs, out=out, qualities=parse_qualities(args.qualities, codecs),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
-        progress=not args.no_progress,
+        progress=not args.no_progress, seconds_per_pair=args.time_limit,
     )  # fmt: skip
     try:
         summary = sweep(config)
@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="stratified subset of N images per dataset")
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of splits and subsets")
     run.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    run.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
+                     help="per encode+decode; a codec still running after it is killed and recorded (default 120)")  # fmt: skip
     run.add_argument("--out", help="run directory (default: runs/<datasets>); an existing one is resumed")
     run.add_argument("--data-dir", type=Path, help=data_help)
     run.add_argument("--weights-dir", type=Path, help="official CompressAI checkpoints (default $BENCH_WEIGHTS_DIR)")

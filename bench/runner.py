@@ -2,7 +2,8 @@
 
 Work is cut into one task per image (all its pending codec × quality pairs),
 so a worker reads and decodes each image once and only a path crosses the
-process boundary. The parent stores each task's rows in one transaction as
+process boundary. Workers are isolated (`bench.workers`): a codec that
+crashes its process or hangs costs one error row, not the sweep. The parent stores each task's rows in one transaction as
 soon as it finishes: a killed sweep loses only the tasks in flight, and the
 same command started again computes only the rows that are missing.
 """
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from bench.codecs import get_codec
 from bench.datasets import DEFAULT_SEED, ImageRecord, load_dataset
 from bench.images import ImageReadError, read_rgb
 from bench.store import DB_NAME, ResultStore
+from bench.workers import IsolatingPool
 
 
 class RunLocked(RuntimeError):
@@ -49,6 +50,7 @@ class SweepConfig:
     seed: int = DEFAULT_SEED
     jobs: int = 0  # 0: all cores
     data_dir: Path | None = None
+    seconds_per_pair: float = 120.0  # time limit of one encode+decode+metrics; a task gets this × its pairs
     progress: bool = True
 
 
@@ -135,24 +137,26 @@ def _worker_init() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _execute(tasks: Sequence[Task], jobs: int) -> Iterator[list[dict]]:
-    """Yield each task's rows as soon as it is done, on `jobs` processes."""
-    if jobs == 1:
-        yield from map(evaluate, tasks)
-        return
-    window = 4 * jobs  # tasks in flight: enough to keep workers busy, few to lose on a kill
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init) as pool:
-        pending = iter(tasks)
-        running = {pool.submit(evaluate, t) for t in _take(pending, window)}
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            running |= {pool.submit(evaluate, t) for t in _take(pending, len(done))}
-            for future in done:
-                yield future.result()
+def _single_pairs(task: Task) -> list[Task]:
+    return [dataclasses.replace(task, pairs=(pair,)) for pair in task.pairs]
 
 
-def _take(iterator: Iterator[Task], n: int) -> list[Task]:
-    return [task for _, task in zip(range(n), iterator)]
+def _failure_rows(task: Task, reason: str) -> list[dict]:
+    record = task.record
+    return [
+        {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split,
+         "codec": codec, "quality": quality, "codec_version": get_codec(codec).version, "error": reason}
+        for codec, quality in task.pairs
+    ]  # fmt: skip
+
+
+def _execute(tasks: Sequence[Task], jobs: int, seconds_per_pair: float) -> Iterator[list[dict]]:
+    """Yield each task's rows as soon as it is done, on `jobs` isolated worker processes."""
+    pool = IsolatingPool(
+        evaluate, jobs, split=_single_pairs, on_failure=_failure_rows,
+        time_limit=lambda task: seconds_per_pair * len(task.pairs), initializer=_worker_init,
+    )  # fmt: skip
+    yield from pool.map_unordered(tasks)
 
 
 @contextlib.contextmanager
@@ -252,7 +256,7 @@ def sweep(config: SweepConfig) -> SweepSummary:
         jobs = max(1, min(config.jobs or os.cpu_count() or 1, len(tasks)))
         bar = tqdm(total=len(tasks), unit="img", desc="sweep", disable=not config.progress, dynamic_ncols=True)
         with bar:
-            for rows in _execute(tasks, jobs):
+            for rows in _execute(tasks, jobs, config.seconds_per_pair):
                 summary.rows_written += store.add(rows)
                 summary.errors.update(_error_key(r) for r in rows if r.get("error"))
                 bar.update()

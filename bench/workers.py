@@ -1,0 +1,151 @@
+"""A process pool that survives its tasks: crashes and hangs are attributed, not fatal.
+
+Each worker process runs one task at a time, so the parent always knows which
+task a worker holds. When a worker dies (a segfault in a native library) or
+exceeds its time limit (it is then killed), the worker is replaced and the
+task is split into single-item tasks that run again, each alone in a fresh
+slot: the item that crashes again is reported through `on_failure`, the
+others complete normally. The pool never hangs and never stops the sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import faulthandler
+import multiprocessing
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+POLL_SECONDS = 0.5
+
+
+def _context():
+    # fork: workers start in milliseconds and inherit the parent's registry (plugins, test codecs).
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
+    faulthandler.disable()  # a crash is reported by the parent as an error row, not as a traceback dump
+    if initializer is not None:
+        initializer()
+    while True:
+        task = connection.recv()
+        if task is None:
+            return
+        connection.send(run(task))
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+@dataclasses.dataclass
+class _Worker:
+    process: Any
+    connection: Connection
+    task: Any = None
+    started: float = 0.0
+
+
+class IsolatingPool:
+    """Run `run(task)` for many tasks on `jobs` processes, isolating crashes and hangs.
+
+    Args:
+        run: the function a worker applies to a task (must be importable or inherited by fork).
+        jobs: worker processes.
+        split: turns a failed task into single-item tasks (returns [task] when it is already single).
+        on_failure: builds the result of a single-item task that crashed or timed out, from the
+            task and a reason ("crash: …" / "timeout: …").
+        time_limit: seconds a task may run, as a function of the task.
+        initializer: called once in every worker.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Any], Any],
+        jobs: int,
+        split: Callable[[Any], Sequence[Any]],
+        on_failure: Callable[[Any, str], Any],
+        time_limit: Callable[[Any], float],
+        initializer: Callable[[], None] | None = None,
+    ):
+        self._run, self._jobs, self._split, self._on_failure = run, jobs, split, on_failure
+        self._time_limit, self._initializer = time_limit, initializer
+        self._context = _context()
+        self._workers: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(child, self._run, self._initializer), daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _stop(self, worker: _Worker, kill: bool) -> None:
+        if kill:
+            worker.process.kill()
+        else:
+            try:
+                worker.connection.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        worker.process.join(timeout=5)
+        worker.connection.close()
+
+    def map_unordered(self, tasks: Iterable[Any]) -> Iterator[Any]:
+        """Yield every task's result (or failure result) as soon as it is ready."""
+        pending = deque(tasks)
+        retry: deque = deque()  # single-item tasks of a failed task, each run alone
+        self._workers = [self._start() for _ in range(self._jobs)]
+        try:
+            while pending or retry or any(w.task is not None for w in self._workers):
+                for worker in self._workers:
+                    if worker.task is None and (retry or pending):
+                        worker.task = retry.popleft() if retry else pending.popleft()
+                        worker.started = time.monotonic()
+                        worker.connection.send(worker.task)
+                busy = [w for w in self._workers if w.task is not None]
+                ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], POLL_SECONDS)
+                for index, worker in enumerate(self._workers):
+                    if worker.task is None:
+                        continue
+                    if worker.connection in ready:
+                        try:
+                            result = worker.connection.recv()
+                        except (EOFError, OSError):
+                            result = None
+                        else:
+                            worker.task = None
+                            yield result
+                            continue
+                    elapsed = time.monotonic() - worker.started
+                    died = worker.process.sentinel in ready or not worker.process.is_alive()
+                    limit = self._time_limit(worker.task)
+                    if not died and elapsed <= limit:
+                        continue
+                    if died:
+                        worker.process.join(timeout=5)  # reap it, so the exit code is known
+                        reason = f"crash: worker process died ({_describe_exit(worker.process.exitcode)})"
+                    else:
+                        reason = f"timeout: still running after {limit:g} s, killed"
+                    failed, worker.task = worker.task, None
+                    self._stop(worker, kill=True)
+                    self._workers[index] = self._start()
+                    parts = self._split(failed)
+                    if len(parts) == 1:
+                        yield self._on_failure(parts[0], reason)
+                    else:
+                        retry.extend(parts)
+        finally:
+            for worker in self._workers:
+                self._stop(worker, kill=worker.task is not None)
