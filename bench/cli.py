@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = SweepConfig(
         datasets=datasets, codecs=codecs, out=out, qualities=parse_qualities(args.qualities, codecs),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
-        progress=not args.no_progress, seconds_per_pair=args.time_limit,
+        progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
     )  # fmt: skip
     try:
         summary = sweep(config)
@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="stratified subset of N images per dataset")
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of splits and subsets")
     run.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="run the tasks on this Dask cluster instead of the local pool (pip install .[dask])")  # fmt: skip
     run.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
                      help="per encode+decode; a codec still running after it is killed and recorded (default 120)")  # fmt: skip
     run.add_argument("--out", help="run directory (default: runs/<datasets>); an existing one is resumed")

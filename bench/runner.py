@@ -51,6 +51,7 @@ class SweepConfig:
     jobs: int = 0  # 0: all cores
     data_dir: Path | None = None
     seconds_per_pair: float = 120.0  # time limit of one encode+decode+metrics; a task gets this × its pairs
+    scheduler: str | None = None  # address of a Dask scheduler (tcp://HOST:PORT); None: the local pool
     progress: bool = True
 
 
@@ -150,6 +151,37 @@ def _failure_rows(task: Task, reason: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def _execute_dask(tasks: Sequence[Task], address: str, window: int) -> Iterator[list[dict]]:
+    """Yield each task's rows as soon as a Dask worker of the cluster at `address` is done with it.
+
+    Workers need `bench` installed and the images (and checkpoints) at the same
+    paths as the client; the client alone writes the database. A task whose
+    worker dies (Dask gives up after its retries) becomes error rows.
+    """
+    from dask.distributed import Client, as_completed
+
+    with Client(address) as client:
+        pending = iter(tasks)
+        owner = {}
+
+        def submit(task: Task):
+            future = client.submit(evaluate, task, pure=False)
+            owner[future.key] = task
+            return future
+
+        completed = as_completed([submit(task) for _, task in zip(range(window), pending)])
+        for future in completed:
+            task = owner.pop(future.key)
+            try:
+                rows = future.result()
+            except Exception as exc:  # KilledWorker, lost connection: the sweep goes on
+                rows = _failure_rows(task, f"crash: dask worker failed ({type(exc).__name__}: {exc})")
+            yield rows
+            following = next(pending, None)
+            if following is not None:
+                completed.add(submit(following))
+
+
 def _execute(tasks: Sequence[Task], jobs: int, seconds_per_pair: float) -> Iterator[list[dict]]:
     """Yield each task's rows as soon as it is done, on `jobs` isolated worker processes."""
     pool = IsolatingPool(
@@ -210,6 +242,7 @@ def run_info(config: SweepConfig, summary: SweepSummary) -> dict:
         "seed": config.seed,
         "data_dir": str(config.data_dir) if config.data_dir else None,
         "jobs": config.jobs or os.cpu_count(),
+        "executor": f"dask {config.scheduler}" if config.scheduler else "local pool",
         "python": platform.python_version(),
         "machine": f"{platform.node()} {platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPUs",
         "packages": package_versions(),
@@ -254,9 +287,15 @@ def sweep(config: SweepConfig) -> SweepSummary:
         tasks = plan(config, store, summary)
         store.add_run(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), run_info(config, summary))
         jobs = max(1, min(config.jobs or os.cpu_count() or 1, len(tasks)))
+        if not tasks:
+            rows_of_tasks = iter(())
+        elif config.scheduler:
+            rows_of_tasks = _execute_dask(tasks, config.scheduler, window=64)
+        else:
+            rows_of_tasks = _execute(tasks, jobs, config.seconds_per_pair)
         bar = tqdm(total=len(tasks), unit="img", desc="sweep", disable=not config.progress, dynamic_ncols=True)
         with bar:
-            for rows in _execute(tasks, jobs, config.seconds_per_pair):
+            for rows in rows_of_tasks:
                 summary.rows_written += store.add(rows)
                 summary.errors.update(_error_key(r) for r in rows if r.get("error"))
                 bar.update()
