@@ -57,10 +57,15 @@ class SweepConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One image and the (codec, quality) pairs still to measure on it."""
+    """Images and the (codec, quality) pairs still to measure on each of them.
+
+    Classical codecs get one task per image with all its pairs (the image is
+    read once); learned codecs get one task per (codec, quality) and up to
+    `LEARNED_BATCH` images, which go through the network together.
+    """
 
     dataset: str
-    record: ImageRecord
+    records: tuple[ImageRecord, ...]
     pairs: tuple[tuple[str, float], ...]
 
 
@@ -78,6 +83,9 @@ class SweepSummary:
     seconds: float = 0.0
 
 
+LEARNED_BATCH = 16
+
+
 def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
     """Encode and decode `image` once; rate, distortion and timing of the result."""
     codec = get_codec(codec_name)
@@ -89,6 +97,32 @@ def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
         stage = "decode"
         decoded = codec.decode(data)
         decode_s = time.perf_counter() - encoded
+        return _row(codec, image, data, decoded, encoded - start, decode_s)
+    except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
+        return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
+
+
+def measure_batch(codec_name: str, images: list[np.ndarray], quality: float) -> list[dict]:
+    """`measure` for equal-size images through the codec's batch path; times are per-image shares.
+
+    Falls back to one image at a time when the batch fails, so one bad image
+    cannot cost the others their rows.
+    """
+    codec = get_codec(codec_name)
+    try:
+        start = time.perf_counter()
+        streams = codec.encode_batch(images, quality)
+        encoded = time.perf_counter()
+        decoded = codec.decode_batch(streams)
+        share_encode, share_decode = (encoded - start) / len(images), (time.perf_counter() - encoded) / len(images)
+        return [_row(codec, i, s, d, share_encode, share_decode) for i, s, d in zip(images, streams, decoded)]
+    except Exception:
+        return [measure(codec_name, image, quality) for image in images]
+
+
+def _row(codec, image: np.ndarray, data: bytes, decoded: np.ndarray, encode_s: float, decode_s: float) -> dict:
+    stage = "decode"
+    try:
         if decoded.shape != image.shape or decoded.dtype != np.uint8:
             raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {image.shape} uint8")
         stage = "header_size"
@@ -103,26 +137,44 @@ def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
             "psnr": metrics.psnr(image, decoded),
             "ssim": metrics.ssim(image, decoded),
             "ms_ssim": metrics.ms_ssim(image, decoded),
-            "encode_s": encoded - start,
+            "encode_s": encode_s,
             "decode_s": decode_s,
         }
     except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
         return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
 
 
+def _base(task: Task, record: ImageRecord) -> dict:
+    return {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split}
+
+
 def evaluate(task: Task) -> list[dict]:
-    """Rows for every pair of `task` (error rows when the image cannot be read)."""
-    record = task.record
-    base = {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split}
-    try:
-        image, note = read_rgb(record.path)
-    except ImageReadError as exc:
-        return [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
-    base.update(height=image.shape[0], width=image.shape[1], note=note or None)
-    return [
-        {**base, "codec": c, "quality": q, "codec_version": get_codec(c).version, **measure(c, image, q)}
-        for c, q in task.pairs
-    ]
+    """Rows for every image × pair of `task` (error rows when an image cannot be read)."""
+    rows, readable = [], []
+    for record in task.records:
+        base = _base(task, record)
+        try:
+            image, note = read_rgb(record.path)
+        except ImageReadError as exc:
+            rows += [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
+            continue
+        readable.append(({**base, "height": image.shape[0], "width": image.shape[1], "note": note or None}, image))
+    for codec_name, quality in task.pairs:
+        codec = get_codec(codec_name)
+        same_size = {}
+        for base, image in readable:
+            same_size.setdefault(image.shape, []).append((base, image))
+        for group in same_size.values():
+            images = [image for _, image in group]
+            if codec.encode_batch is not None and len(images) > 1:
+                measured = measure_batch(codec_name, images, quality)
+            else:
+                measured = [measure(codec_name, image, quality) for image in images]
+            rows += [
+                {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **values}
+                for (base, _), values in zip(group, measured)
+            ]
+    return rows
 
 
 def _error_key(row: dict) -> str:
@@ -138,16 +190,15 @@ def _worker_init() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _single_pairs(task: Task) -> list[Task]:
-    return [dataclasses.replace(task, pairs=(pair,)) for pair in task.pairs]
+def _single_items(task: Task) -> list[Task]:
+    return [Task(task.dataset, (record,), (pair,)) for record in task.records for pair in task.pairs]
 
 
 def _failure_rows(task: Task, reason: str) -> list[dict]:
-    record = task.record
     return [
-        {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split,
-         "codec": codec, "quality": quality, "codec_version": get_codec(codec).version, "error": reason}
-        for codec, quality in task.pairs
+        {**_base(task, record), "codec": codec, "quality": quality, "codec_version": get_codec(codec).version,
+         "error": reason}
+        for record in task.records for codec, quality in task.pairs
     ]  # fmt: skip
 
 
@@ -185,8 +236,8 @@ def _execute_dask(tasks: Sequence[Task], address: str, window: int) -> Iterator[
 def _execute(tasks: Sequence[Task], jobs: int, seconds_per_pair: float) -> Iterator[list[dict]]:
     """Yield each task's rows as soon as it is done, on `jobs` isolated worker processes."""
     pool = IsolatingPool(
-        evaluate, jobs, split=_single_pairs, on_failure=_failure_rows,
-        time_limit=lambda task: seconds_per_pair * len(task.pairs), initializer=_worker_init,
+        evaluate, jobs, split=_single_items, on_failure=_failure_rows,
+        time_limit=lambda task: seconds_per_pair * len(task.pairs) * len(task.records), initializer=_worker_init,
     )  # fmt: skip
     yield from pool.map_unordered(tasks)
 
@@ -217,14 +268,18 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         records = dataset.select(config.split, config.limit, config.seed)
         summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
         done = store.done(dataset.name)
-        for record in records:
-            wanted = [
-                (codec.name, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)
-            ]
-            pairs = tuple(p for p in wanted if (record.id, *p) not in done)
-            summary.rows_already_done += len(wanted) - len(pairs)
+        wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
+        summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
+        for record in records:  # classical codecs: one task per image, all its pairs
+            pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:
-                tasks.append(Task(dataset.name, record, pairs))
+                tasks.append(Task(dataset.name, (record,), pairs))
+        for codec, quality in wanted:  # batchable (learned) codecs: one task per pair and batch of images
+            if codec.encode_batch is None:
+                continue
+            todo = [r for r in records if (r.id, codec.name, quality) not in done]
+            for start in range(0, len(todo), LEARNED_BATCH):
+                tasks.append(Task(dataset.name, tuple(todo[start : start + LEARNED_BATCH]), ((codec.name, quality),)))
     return tasks
 
 

@@ -191,3 +191,29 @@ def test_download_verifies_the_hash_in_the_name(tmp_path):
 def test_official_urls_come_from_compressai():
     urls = checkpoints.official_urls("bmshj2018-hyperprior")
     assert sorted(urls) == list(range(1, 9)) and urls[3].endswith("bmshj2018-hyperprior-3-6d87be32.pth.tar")
+
+
+def test_runner_batches_learned_codecs(codec, tmp_path, monkeypatch):
+    from bench import codecs as registry
+    from bench.datasets import load_dataset
+    from bench.images import read_rgb
+    from bench.runner import LEARNED_BATCH, SweepConfig, plan, sweep
+    from bench.runner import SweepSummary
+    from bench.store import ResultStore
+    from bench.tables import results
+
+    monkeypatch.setitem(registry.CODECS, "cvae", codec)
+    config = SweepConfig(datasets=["eurosat"], codecs=["cvae", "jpeg"], out=tmp_path, limit=20, jobs=2,
+                         qualities={"jpeg": (50.0,)}, progress=False)  # fmt: skip
+    with ResultStore(tmp_path / "plan.sqlite") as store:
+        tasks = plan(config, store, SweepSummary(tmp_path))
+    learned_tasks = [t for t in tasks if t.pairs == (("cvae", 2.0),)]
+    assert [len(t.records) for t in learned_tasks] == [LEARNED_BATCH, 20 - LEARNED_BATCH]
+    sweep(config)
+    frame = results(tmp_path)
+    rows = frame[frame["codec"] == "cvae"].set_index("image")
+    assert len(rows) == 20 and rows["error"].isna().all()
+    records = {r.id: r for r in load_dataset("eurosat").records}
+    for image_id in rows.index[:3]:
+        single = codec.encode(read_rgb(records[image_id].path)[0], 2)
+        assert abs(int(rows.loc[image_id, "bytes"]) - len(single)) <= 2

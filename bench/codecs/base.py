@@ -42,6 +42,9 @@ class Codec:
         library_version: returns the version string of the library behind the
             codec; raises ImportError or CodecUnavailable when it cannot run.
         install_hint: what to install when it cannot run.
+        encode_batch: optional ``encode_batch(images, quality) -> list[bytes]`` for equal-size
+            images in one pass (learned codecs); each stream is the one `encode` would give.
+        decode_batch: optional ``decode_batch(streams) -> list[image]``, its counterpart.
     """
 
     name: str
@@ -55,6 +58,8 @@ class Codec:
     rate_note: str = field(repr=False)
     library_version: Callable[[], str] = field(repr=False)
     install_hint: str = ""
+    encode_batch: Callable[[list[Image], float], list[bytes]] | None = field(default=None, repr=False)
+    decode_batch: Callable[[list[bytes]], list[Image]] | None = field(default=None, repr=False)
 
     @functools.cached_property
     def unavailable_reason(self) -> str | None:

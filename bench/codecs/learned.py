@@ -218,6 +218,25 @@ def decode(data: bytes, model=None) -> Image:
     return image.permute(1, 2, 0).numpy()
 
 
+def decode_batch(streams: list[bytes], model=None) -> list[Image]:
+    """Decode streams of the same architecture, quality and image size in one pass."""
+    import torch
+
+    headers = {parse_header(data) for data in streams}
+    if len(headers) != 1:
+        raise ValueError("decode_batch needs streams of one architecture, quality and image size")
+    (arch, quality, height, width), = headers
+    model = model or load_model(arch, quality)
+    factor = model.downsampling_factor
+    shape = (-(-height // factor), -(-width // factor))
+    n_streams = 2 if hasattr(model, "h_s") else 1
+    strings = [list(parts) for parts in zip(*(_unpack(data, n_streams) for data in streams))]
+    with torch.no_grad():
+        x_hat = model.decompress(strings, shape)["x_hat"]
+    images = x_hat[:, :, :height, :width].clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
+    return list(images.permute(0, 2, 3, 1).numpy())
+
+
 def decode_latent(data: bytes) -> np.ndarray:
     """The quantised latent ŷ (C×h×w, float32) that a receiver has before running the synthesis transform."""
     y_hat, _, _ = _decompress(data, stop_at_synthesis=True)
@@ -262,6 +281,8 @@ def make_codec(arch: Architecture) -> Codec:
         ),
         library_version=functools.partial(_library_version, arch.name),
         install_hint="pip install --no-deps compressai==1.2.8 einops scipy pytorch-msssim",
+        encode_batch=lambda images, quality: encode_batch(arch.name, images, int(quality)),
+        decode_batch=decode_batch,
     )
 
 
