@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,codecs,datasets,train,weights,report,baseline,check}``.
+"""Command line: ``python -m bench {run,codecs,datasets,train,classifier,weights,report,baseline,check}``.
 
 Exit codes: 0 success, 1 failure, 2 usage error (unknown name, missing data),
 3 the run directory is in use by another sweep.
@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets=datasets, codecs=codecs, out=out, qualities=parse_qualities(args.qualities, codecs),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
+        classify=not args.no_classify,
     )  # fmt: skip
     try:
         summary = sweep(config)
@@ -268,6 +269,19 @@ def _run_dir(value: str) -> Path:
     return run
 
 
+def cmd_classifier(args: argparse.Namespace) -> int:
+    from bench.tasks import classifier
+
+    _check_datasets([args.dataset])
+    try:
+        path = classifier.train(args.dataset, args.data_dir, args.epochs, args.batch_size, args.lr, args.seed,
+                                args.split_seed, args.threads)  # fmt: skip
+    except DatasetNotFound as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -291,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights-dir", type=Path, help="official CompressAI checkpoints (default $BENCH_WEIGHTS_DIR)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
+    run.add_argument("--no-classify", action="store_true",
+                     help="skip downstream accuracy (on by default for labelled datasets with a classifier)")  # fmt: skip
     run.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
     run.set_defaults(handler=cmd_run)
 
@@ -326,6 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
     trainer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     trainer.set_defaults(handler=cmd_train)
+
+    classifier = commands.add_parser("classifier", help="train the reference land-cover classifier of a dataset")
+    classifier.add_argument("action", choices=["train"])
+    classifier.add_argument("--dataset", default="eurosat")
+    classifier.add_argument("--data-dir", type=Path, help=data_help)
+    classifier.add_argument("--epochs", type=int, default=12)
+    classifier.add_argument("--batch-size", type=int, default=64)
+    classifier.add_argument("--lr", type=float, default=2e-3)
+    classifier.add_argument("--seed", type=int, default=0)
+    classifier.add_argument("--split-seed", type=int, default=DEFAULT_SEED)
+    classifier.add_argument("--threads", type=int, default=0)
+    classifier.set_defaults(handler=cmd_classifier)
 
     weights = commands.add_parser("weights", help="list learned-codec checkpoints, or download official ones")
     weights.add_argument("action", nargs="?", default="list", choices=["list", "download"])

@@ -20,7 +20,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from bench.codecs import get_codec
 from bench.datasets import DEFAULT_SEED, ImageRecord, load_dataset
 from bench.images import ImageReadError, read_rgb
 from bench.store import DB_NAME, ResultStore
+from bench.tasks import classifier
 from bench.workers import IsolatingPool
 
 
@@ -53,6 +54,7 @@ class SweepConfig:
     seconds_per_pair: float = 120.0  # time limit of one encode+decode+metrics; a task gets this × its pairs
     scheduler: str | None = None  # address of a Dask scheduler (tcp://HOST:PORT); None: the local pool
     progress: bool = True
+    classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Task:
     dataset: str
     records: tuple[ImageRecord, ...]
     pairs: tuple[tuple[str, float], ...]
+    classify: bool = False  # run the dataset's reference classifier on originals and decoded images
 
 
 @dataclasses.dataclass
@@ -86,8 +89,11 @@ class SweepSummary:
 LEARNED_BATCH = 16
 
 
-def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
-    """Encode and decode `image` once; rate, distortion and timing of the result."""
+Predict = Callable[[list[np.ndarray]], list[str]] | None
+
+
+def measure(codec_name: str, image: np.ndarray, quality: float, predict: Predict = None) -> dict:
+    """Encode and decode `image` once; rate, distortion, timing (and predicted class) of the result."""
     codec = get_codec(codec_name)
     stage = "encode"
     try:
@@ -97,12 +103,12 @@ def measure(codec_name: str, image: np.ndarray, quality: float) -> dict:
         stage = "decode"
         decoded = codec.decode(data)
         decode_s = time.perf_counter() - encoded
-        return _row(codec, image, data, decoded, encoded - start, decode_s)
+        return _row(codec, image, data, decoded, encoded - start, decode_s, predict)
     except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
         return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
 
 
-def measure_batch(codec_name: str, images: list[np.ndarray], quality: float) -> list[dict]:
+def measure_batch(codec_name: str, images: list[np.ndarray], quality: float, predict: Predict = None) -> list[dict]:
     """`measure` for equal-size images through the codec's batch path; times are per-image shares.
 
     Falls back to one image at a time when the batch fails, so one bad image
@@ -115,12 +121,12 @@ def measure_batch(codec_name: str, images: list[np.ndarray], quality: float) -> 
         encoded = time.perf_counter()
         decoded = codec.decode_batch(streams)
         share_encode, share_decode = (encoded - start) / len(images), (time.perf_counter() - encoded) / len(images)
-        return [_row(codec, i, s, d, share_encode, share_decode) for i, s, d in zip(images, streams, decoded)]
+        return [_row(codec, i, s, d, share_encode, share_decode, predict) for i, s, d in zip(images, streams, decoded)]
     except Exception:
-        return [measure(codec_name, image, quality) for image in images]
+        return [measure(codec_name, image, quality, predict) for image in images]
 
 
-def _row(codec, image: np.ndarray, data: bytes, decoded: np.ndarray, encode_s: float, decode_s: float) -> dict:
+def _row(codec, image, data: bytes, decoded, encode_s: float, decode_s: float, predict: Predict) -> dict:
     stage = "decode"
     try:
         if decoded.shape != image.shape or decoded.dtype != np.uint8:
@@ -128,7 +134,7 @@ def _row(codec, image: np.ndarray, data: bytes, decoded: np.ndarray, encode_s: f
         stage = "header_size"
         header = codec.header_size(data)
         stage = "metrics"
-        return {
+        row = {
             "bytes": len(data),
             "header_bytes": header,
             "bpp": metrics.bpp(len(data), image.shape),
@@ -140,6 +146,10 @@ def _row(codec, image: np.ndarray, data: bytes, decoded: np.ndarray, encode_s: f
             "encode_s": encode_s,
             "decode_s": decode_s,
         }
+        if predict is not None:
+            stage = "classify"
+            row["predicted"] = predict([decoded])[0]
+        return row
     except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
         return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
 
@@ -159,6 +169,11 @@ def evaluate(task: Task) -> list[dict]:
             rows += [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
             continue
         readable.append(({**base, "height": image.shape[0], "width": image.shape[1], "note": note or None}, image))
+    predict = None
+    if task.classify and readable:
+        predict = classifier.load(task.dataset).predict
+        for base, image in readable:
+            base["predicted_original"] = predict([image])[0]
     for codec_name, quality in task.pairs:
         codec = get_codec(codec_name)
         same_size = {}
@@ -167,9 +182,9 @@ def evaluate(task: Task) -> list[dict]:
         for group in same_size.values():
             images = [image for _, image in group]
             if codec.encode_batch is not None and len(images) > 1:
-                measured = measure_batch(codec_name, images, quality)
+                measured = measure_batch(codec_name, images, quality, predict)
             else:
-                measured = [measure(codec_name, image, quality) for image in images]
+                measured = [measure(codec_name, image, quality, predict) for image in images]
             rows += [
                 {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **values}
                 for (base, _), values in zip(group, measured)
@@ -191,7 +206,7 @@ def _worker_init() -> None:
 
 
 def _single_items(task: Task) -> list[Task]:
-    return [Task(task.dataset, (record,), (pair,)) for record in task.records for pair in task.pairs]
+    return [Task(task.dataset, (record,), (pair,), task.classify) for record in task.records for pair in task.pairs]
 
 
 def _failure_rows(task: Task, reason: str) -> list[dict]:
@@ -267,19 +282,22 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         dataset = load_dataset(dataset_name, config.data_dir)
         records = dataset.select(config.split, config.limit, config.seed)
         summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
+        classify = config.classify and dataset.labelled and classifier.load(dataset.name) is not None
+        summary.datasets[dataset.name] += "; classifier: " + ("yes" if classify else "none")
         done = store.done(dataset.name)
         wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:
-                tasks.append(Task(dataset.name, (record,), pairs))
+                tasks.append(Task(dataset.name, (record,), pairs, classify))
         for codec, quality in wanted:  # batchable (learned) codecs: one task per pair and batch of images
             if codec.encode_batch is None:
                 continue
             todo = [r for r in records if (r.id, codec.name, quality) not in done]
             for start in range(0, len(todo), LEARNED_BATCH):
-                tasks.append(Task(dataset.name, tuple(todo[start : start + LEARNED_BATCH]), ((codec.name, quality),)))
+                batch = tuple(todo[start : start + LEARNED_BATCH])
+                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), classify))
     return tasks
 
 

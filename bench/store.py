@@ -35,6 +35,8 @@ COLUMNS: dict[str, str] = {
     "ms_ssim": "REAL",
     "encode_s": "REAL",
     "decode_s": "REAL",
+    "predicted": "TEXT",
+    "predicted_original": "TEXT",
     "note": "TEXT",
     "error": "TEXT",
 }
@@ -63,6 +65,9 @@ class ResultStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+            for name in COLUMNS.keys() - present:  # a database written by an older version: add new columns
+                self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {COLUMNS[name].replace(' NOT NULL', '')}")
         except sqlite3.DatabaseError as exc:
             raise sqlite3.DatabaseError(f"{self.path}: not a usable results database ({exc})") from None
 

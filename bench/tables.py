@@ -19,6 +19,7 @@ from bench.codecs import CODECS
 from bench.files import atomic_write
 from bench.metrics import PSNR_CAP_DB
 from bench.store import DB_NAME, ResultStore
+from bench.tasks import scores
 
 GROUP = ["dataset", "codec", "quality"]
 
@@ -55,11 +56,44 @@ def _summarise(group: pd.DataFrame) -> pd.Series:
     }
     for name, values in (("psnr", psnr), ("ssim", ok["ssim"]), ("ms_ssim", ok["ms_ssim"])):
         out[name], out[f"{name}_ci95"] = _mean_ci95(values)
+    out.update(_downstream(ok))
     out["encode_ms"] = 1e3 * ok["encode_s"].mean()
     out["decode_ms"] = 1e3 * ok["decode_s"].mean()
     versions = group["codec_version"].dropna().unique()
     out["codec_version"] = "; ".join(sorted(versions))
     return pd.Series(out)
+
+
+def _downstream(ok: pd.DataFrame) -> dict:
+    """Accuracy, weighted F1 and RDAI over the test-split images that were classified (NaN otherwise).
+
+    Only test images count: the classifier was trained on the train split
+    and selected on val. RDAI uses the same images' mean bpp and PSNR.
+    """
+    test = ok[(ok["split"] == "test") & ok["predicted"].notna()] if "predicted" in ok else ok.iloc[:0]
+    if test.empty:
+        return {"n_test": 0, "accuracy": np.nan, "f1_weighted": np.nan, "rdai": np.nan}
+    f1 = scores.f1_weighted(test["label"], test["predicted"])
+    psnr = float(test["psnr"].clip(upper=PSNR_CAP_DB).mean())
+    return {
+        "n_test": len(test),
+        "accuracy": scores.accuracy(list(test["label"]), list(test["predicted"])),
+        "f1_weighted": f1,
+        "rdai": scores.rdai(float(test["bpp"].mean()), psnr, f1),
+    }
+
+
+def original_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: the classifier's accuracy on the original (uncompressed) test images."""
+    if "predicted_original" not in frame:
+        return pd.DataFrame(columns=["dataset", "n_test", "accuracy", "f1_weighted"])
+    test = frame[(frame["split"] == "test") & frame["predicted_original"].notna()].drop_duplicates(["dataset", "image"])
+    rows = [
+        {"dataset": name, "n_test": len(group), "accuracy": scores.accuracy(list(group["label"]), list(group["predicted_original"])),
+         "f1_weighted": scores.f1_weighted(group["label"], group["predicted_original"])}
+        for name, group in test.groupby("dataset", sort=False)
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["dataset", "n_test", "accuracy", "f1_weighted"])
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +113,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         columns=["_codec_order", "_quality_order"]
     )
     summary["family"] = summary["codec"].map(lambda name: CODECS[name].family if name in CODECS else "unknown")
-    for column in ("n_images", "n_errors", "n_lossless"):
+    for column in ("n_images", "n_errors", "n_lossless", "n_test"):
         summary[column] = summary[column].astype(int)
     return summary.reset_index(drop=True)
 

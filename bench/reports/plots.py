@@ -15,7 +15,7 @@ from bench.codecs import CODECS  # noqa: E402
 from bench.files import atomic_write  # noqa: E402
 
 _MARKERS = "osD^vP*Xhp<>"
-METRIC_LABELS = {"psnr": "PSNR (dB, RGB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+METRIC_LABELS = {"psnr": "PSNR (dB, RGB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "top-1 accuracy (test split)"}
 RATE_LABELS = {
     "bpp": "bits per pixel (whole stand-alone file)",
     "bpp_payload": "bits per pixel (payload: headers/containers excluded)",
@@ -42,7 +42,7 @@ def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", ti
         if rows.empty:
             continue
         axes.errorbar(
-            rows[rate], rows[metric], yerr=rows[f"{metric}_ci95"].fillna(0.0),
+            rows[rate], rows[metric], yerr=rows[f"{metric}_ci95"].fillna(0.0) if f"{metric}_ci95" in rows else None,
             label=codec, capsize=2, markersize=4, linewidth=1.4, **codec_style(codec),
         )  # fmt: skip
     axes.set_xlabel(RATE_LABELS[rate])
@@ -63,3 +63,21 @@ def save_png(figure: plt.Figure, path: Path) -> bytes:
     with atomic_write(path) as tmp:
         tmp.write_bytes(data)
     return data
+
+
+def confusion_figure(labels: list[str], predicted: list[str], title: str) -> plt.Figure:
+    """Row-normalised confusion matrix (true class in rows)."""
+    from sklearn.metrics import confusion_matrix
+
+    classes = sorted(set(labels) | set(predicted))
+    matrix = confusion_matrix(labels, predicted, labels=classes, normalize="true")
+    figure, axes = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
+    axes.set_yticks(range(len(classes)), classes, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    return figure

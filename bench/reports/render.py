@@ -17,12 +17,12 @@ from bench.bd import DEFAULT_ANCHOR, bd_table, winners
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
-from bench.reports.plots import rd_figure, save_png
+from bench.reports.plots import confusion_figure, rd_figure, save_png
 from bench.store import DB_NAME, ResultStore
-from bench.tables import aggregate, results
+from bench.tables import aggregate, original_accuracy, results
 
 MAX_FAILURES_LISTED = 200
-_FIGURES = (("psnr", "bpp"), ("ssim", "bpp"), ("ms_ssim", "bpp"), ("psnr", "bpp_payload"))
+_FIGURES = (("psnr", "bpp"), ("ssim", "bpp"), ("ms_ssim", "bpp"), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
@@ -80,7 +80,23 @@ def _figures(summary: pd.DataFrame, dataset: str, plot_dir: Path) -> list[dict]:
 
 
 def metrics_label(metric: str) -> str:
-    return {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}[metric]
+    return {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "accuracy"}[metric]
+
+
+def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir: Path) -> dict | None:
+    """Confusion matrix of the anchor codec at its coarsest setting that was classified (most confusion)."""
+    points = summary[(summary["codec"] == anchor) & (summary["n_test"] > 0)]
+    if points.empty:
+        return None
+    point = points.iloc[0]
+    rows = frame[(frame["codec"] == anchor) & (frame["quality"] == point["quality"]) & (frame["split"] == "test")
+                 & frame["predicted"].notna()]  # fmt: skip
+    title = f"{point['dataset']}: {anchor} q={point['quality']:g} ({point['bpp']:.2f} bpp), accuracy {point['accuracy']:.3f}"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", str(point["dataset"])).strip("-")
+    path = plot_dir / f"confusion-{slug}-{anchor}.png"
+    png = save_png(confusion_figure(list(rows["label"]), list(rows["predicted"]), title), path)
+    return {"title": title, "path": path.relative_to(plot_dir.parent).as_posix(),
+            "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
 
 
 def _winner_rows(summary: pd.DataFrame) -> list[dict]:
@@ -98,6 +114,7 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
     frame = results(run_dir)
     summary = aggregate(frame)
     bd = bd_table(summary, anchor)
+    originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
     with ResultStore(run_dir / DB_NAME) as store:
         runs = store.runs()
     latest = runs[-1] if runs else {}
@@ -121,6 +138,9 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
                 "gallery": gallery(frame, name, latest.get("data_dir"), run_dir / "plots"),
+                "original": originals.loc[name].to_dict() if name in originals.index else None,
+                "confusion": _confusion(frame[frame["dataset"] == name], summary[summary["dataset"] == name],
+                                        anchor, run_dir / "plots"),  # fmt: skip
             }
         )
     failures = frame[frame["error"].notna()]

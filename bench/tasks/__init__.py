@@ -1,0 +1,1 @@
+"""Downstream tasks measured on decoded images: land-cover classification."""
