@@ -1,0 +1,78 @@
+"""Downstream accuracy: predicted labels per row, test-split scores per codec point, the committed classifier."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bench.codecs import checkpoints
+from bench.datasets import load_dataset
+from bench.runner import SweepConfig, sweep
+from bench.tables import aggregate, original_accuracy, results
+from bench.tasks import classifier
+
+
+@pytest.fixture
+def toy_classifier(tmp_path, monkeypatch):
+    """A randomly initialised classifier with a valid card, in a temporary folder."""
+    classes = load_dataset("eurosat").classes
+    torch.manual_seed(0)
+    model = classifier.build(len(classes))
+    path = tmp_path / "classifier" / "eurosat.pt"
+    path.parent.mkdir()
+    torch.save({"state_dict": model.state_dict()}, path)
+    card = {"classes": classes, "mean": [0.5] * 3, "std": [0.25] * 3, "sha256": checkpoints.sha256_of(path)}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    monkeypatch.setattr(classifier, "CLASSIFIER_DIR", path.parent)
+    classifier.load.cache_clear()
+    yield classifier.load("eurosat")
+    classifier.load.cache_clear()
+
+
+def test_rows_carry_predictions_and_points_carry_test_scores(toy_classifier, tmp_path):
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (10.0, 90.0)}, out=tmp_path / "a",
+                         limit=40, jobs=2, progress=False)  # fmt: skip
+    sweep(config)
+    frame = results(tmp_path / "a")
+    assert frame["predicted"].isin(toy_classifier.classes).all()
+    assert frame["predicted_original"].isin(toy_classifier.classes).all()
+    summary = aggregate(frame)
+    n_test = frame[(frame["split"] == "test")]["image"].nunique()
+    assert (summary["n_test"] == n_test).all() and n_test > 0
+    test = frame[(frame["split"] == "test") & (frame["quality"] == 10.0)]
+    assert summary.loc[summary["quality"] == 10.0, "accuracy"].item() == pytest.approx(
+        float(np.mean(test["label"] == test["predicted"]))
+    )
+    assert summary["rdai"].between(0, 1).all()
+    assert original_accuracy(frame)["n_test"].item() == n_test
+    # the same seeds give the same accuracies again
+    sweep(SweepConfig(**{**config.__dict__, "out": tmp_path / "b"}))
+    again = aggregate(results(tmp_path / "b"))
+    assert list(again["accuracy"]) == list(summary["accuracy"])
+
+
+def test_no_classifier_means_no_scores(tmp_path, monkeypatch):
+    monkeypatch.setattr(classifier, "CLASSIFIER_DIR", tmp_path / "none")
+    classifier.load.cache_clear()
+    sweep(SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path, limit=5,
+                      jobs=1, progress=False))  # fmt: skip
+    summary = aggregate(results(tmp_path))
+    assert summary["accuracy"].isna().all() and (summary["n_test"] == 0).all()
+    classifier.load.cache_clear()
+
+
+def test_committed_classifier_reproduces_its_card(shared_datasets):
+    loaded = classifier.load("eurosat")
+    if loaded is None:
+        pytest.skip("no committed EuroSAT classifier")
+    card = json.loads(loaded.path.with_suffix(".json").read_text())
+    from bench.images import read_rgb
+
+    records = load_dataset("eurosat", shared_datasets).select("test")
+    predicted = []
+    for start in range(0, len(records), 256):
+        predicted += loaded.predict([read_rgb(r.path)[0] for r in records[start : start + 256]])
+    accuracy = float(np.mean([p == r.label for p, r in zip(predicted, records)]))
+    assert len(records) == card["test_images"]
+    assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-9)
