@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,codecs,datasets,train,classifier,weights,report,baseline,check}``.
+"""Command line: ``python -m bench {run,codecs,datasets,train,classifier,latent,weights,report,baseline,check}``.
 
 Exit codes: 0 success, 1 failure, 2 usage error (unknown name, missing data),
 3 the run directory is in use by another sweep.
@@ -282,6 +282,31 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latent(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.files import write_text
+    from bench.reports.plots import save_png
+    from bench.tasks import latent
+
+    run = Path(args.out)
+    (run / "plots").mkdir(parents=True, exist_ok=True)
+    path = run / "latent.json"
+    found = json.loads(path.read_text()) if path.is_file() else []
+    for quality in [int(q) for q in _names(args.qualities)]:
+        outcome = latent.evaluate_latents(args.arch, quality, args.dataset, args.data_dir, args.epochs, args.seed,
+                                          args.train_limit)  # fmt: skip
+        result = outcome["result"]
+        print(json.dumps(result))
+        found = [r for r in found if (r["arch"], r["quality"]) != (args.arch, quality)] + [result]
+        title = f"{args.dataset} test latents ŷ of {args.arch} q{quality} ({result['bpp']:.2f} bpp)"
+        save_png(latent.tsne_figure(outcome["latents"], outcome["labels"], title),
+                 run / "plots" / f"tsne-{args.arch}-q{quality}.png")  # fmt: skip
+    write_text(path, json.dumps(found, indent=1) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -354,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--split-seed", type=int, default=DEFAULT_SEED)
     classifier.add_argument("--threads", type=int, default=0)
     classifier.set_defaults(handler=cmd_classifier)
+
+    latent_cmd = commands.add_parser("latent", help="classification from learned-codec latents vs pixels, t-SNE")
+    latent_cmd.add_argument("--arch", default="cvae")
+    latent_cmd.add_argument("--qualities", default="3", help="comma list of checkpoint qualities")
+    latent_cmd.add_argument("--dataset", default="eurosat")
+    latent_cmd.add_argument("--data-dir", type=Path, help=data_help)
+    latent_cmd.add_argument("--epochs", type=int, default=15)
+    latent_cmd.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    latent_cmd.add_argument("--train-limit", type=int, help="stratified subset of the train split")
+    latent_cmd.add_argument("--out", default="runs/eurosat", help="run directory the report is written in")
+    latent_cmd.set_defaults(handler=cmd_latent)
 
     weights = commands.add_parser("weights", help="list learned-codec checkpoints, or download official ones")
     weights.add_argument("action", nargs="?", default="list", choices=["list", "download"])

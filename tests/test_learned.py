@@ -217,3 +217,32 @@ def test_runner_batches_learned_codecs(codec, tmp_path, monkeypatch):
     for image_id in rows.index[:3]:
         single = codec.encode(read_rgb(records[image_id].path)[0], 2)
         assert abs(int(rows.loc[image_id, "bytes"]) - len(single)) <= 2
+
+
+def test_latent_classification_runs_on_real_bitstreams(codec, monkeypatch, tmp_path):
+    from bench import codecs as registry
+    from bench.tasks import classifier, latent
+
+    monkeypatch.setitem(registry.CODECS, "cvae", codec)
+    monkeypatch.setattr(classifier, "CLASSIFIER_DIR", tmp_path / "none")
+    classifier.load.cache_clear()
+    outcome = latent.evaluate_latents("cvae", 2, epochs=2, limit=60)  # shipped sample: small splits
+    result = outcome["result"]
+    assert result["latent_shape"] == [8, 4, 4] and result["test_images"] == len(outcome["labels"])
+    assert 0 <= result["latent_accuracy"] <= 1 and result["latent_decode_ms"] > 0
+    classifier.load.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "arch, config, channels",
+    [("cvae", {"channels": 8, "latent_channels": 12}, 12), ("bmshj2018-hyperprior", {"N": 8, "M": 10}, 10),
+     ("mbt2018-mean", {"N": 8, "M": 10}, 10)],
+)  # fmt: skip
+def test_latent_shapes_across_architectures(tmp_path, monkeypatch, tiles, arch, config, channels):
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
+    learned.model_from_checkpoint.cache_clear()
+    _write_checkpoint(tmp_path, arch, 1, config)
+    data = learned.encode_batch(arch, [tiles[0]], 1)[0]
+    factor = 16  # ŷ is the image down-sampled 16×, whatever the hyperprior's own factor
+    assert learned.decode_latent(data).shape == (channels, 64 // factor, 64 // factor)
+    learned.model_from_checkpoint.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import datetime as dt
 import math
 import re
@@ -144,6 +145,14 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
             }
         )
     failures = frame[frame["error"].notna()]
+    latent_rows = json.loads((run_dir / "latent.json").read_text()) if (run_dir / "latent.json").is_file() else []
+    for row in latent_rows:
+        tsne = run_dir / "plots" / f"tsne-{row['arch']}-q{row['quality']}.png"
+        row["tsne"] = (
+            {"path": tsne.relative_to(run_dir).as_posix(),
+             "data_uri": "data:image/png;base64," + base64.b64encode(tsne.read_bytes()).decode()}
+            if tsne.is_file() else None
+        )  # fmt: skip
     used = [name for name in CODECS if name in set(frame["codec"])]
     return {
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -160,6 +169,7 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
         "n_rows": len(frame),
         "anchor": anchor,
         "gallery_bpp": GALLERY_BPP,
+        "latent": latent_rows,
     }
 
 
