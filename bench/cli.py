@@ -178,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.arch not in ARCHITECTURES:
         raise UsageError(f"unknown architecture {args.arch!r}; valid: {', '.join(ARCHITECTURES)}")
     _check_datasets([args.dataset])
-    if args.arch == "cvae":
+    if args.arch.startswith("cvae"):
         config = {"channels": args.channels, "latent_channels": args.latent_channels}
     elif args.arch.startswith("cheng2020"):
         config = {"N": args.channels}
@@ -188,7 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch, lmbda=args.lmbda, quality=args.quality, config=config, dataset=args.dataset,
         data_dir=args.data_dir, split_seed=args.split_seed, seed=args.seed, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, val_every=args.val_every, init=args.init, out=args.out,
-        work=args.work, threads=args.threads,
+        work=args.work, threads=args.threads, lambda_class=args.lambda_class, lambda_rec=args.lambda_rec,
+        lambda_bpp=args.lambda_bpp,
     )  # fmt: skip
     try:
         path = train(settings)
@@ -366,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--out", type=Path, default=Path("codecs"), help="checkpoint folder (default codecs/)")
     trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
     trainer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    trainer.add_argument("--lambda-class", type=float, default=0.0,
+                         help="task-aware: weight of a classification term; loss = λrec·MSE + λbpp·bpp + λclass·CE")
+    trainer.add_argument("--lambda-rec", type=float, default=10.0, help="task-aware: λrec (seed's best 10)")
+    trainer.add_argument("--lambda-bpp", type=float, default=0.075, help="task-aware: λbpp (seed's best 0.075)")  # fmt: skip
     trainer.set_defaults(handler=cmd_train)
 
     classifier = commands.add_parser("classifier", help="train the reference land-cover classifier of a dataset")

@@ -47,13 +47,19 @@ class TrainConfig:
     out: Path = checkpoints.COMMITTED_DIR
     work: Path = Path("runs/train")
     threads: int = 0
+    # Task-aware training (the seed's recipe): loss = λrec·MSE + λbpp·bpp + λclass·CE of a latent head on ŷ.
+    lambda_class: float = 0.0
+    lambda_rec: float = 10.0
+    lambda_bpp: float = 0.075
 
 
-def load_split(config: TrainConfig, split: str, limit: int | None = None) -> np.ndarray:
-    """The `split` images of the dataset as one N×H×W×3 uint8 array (equal-size tiles)."""
+def load_split(config: TrainConfig, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The `split` images of the dataset as one N×H×W×3 uint8 array (equal-size tiles) and class indices."""
     dataset = load_dataset(config.dataset, config.data_dir)
     records = dataset.select(split, limit, config.split_seed)
-    return np.stack([read_rgb(r.path)[0] for r in records])
+    classes = dataset.classes
+    labels = np.array([classes.index(r.label) if r.label in classes else -1 for r in records])
+    return np.stack([read_rgb(r.path)[0] for r in records]), labels
 
 
 def rd_loss(output: dict, target, lmbda: float) -> tuple:
@@ -66,10 +72,11 @@ def rd_loss(output: dict, target, lmbda: float) -> tuple:
     return lmbda * 255**2 * mse + bpp, mse, bpp
 
 
-def _batches(images: np.ndarray, batch_size: int, generator):
+def _batches(images: np.ndarray, labels: np.ndarray, batch_size: int, generator):
     import torch
 
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    targets = torch.from_numpy(labels)
     while True:
         index = torch.randint(len(data), (batch_size,), generator=generator)
         batch = data[index].float().div_(255.0)
@@ -77,11 +84,20 @@ def _batches(images: np.ndarray, batch_size: int, generator):
             batch = batch.flip(-1)
         if torch.rand((), generator=generator) < 0.5:
             batch = batch.flip(-2)
-        yield batch
+        yield batch, targets[index]
 
 
-def _evaluate(model, images: np.ndarray, lmbda: float) -> float:
-    """Validation RD loss (likelihood bpp) of `model` on `images`."""
+def task_loss(output: dict, target, labels, logits, config: TrainConfig) -> tuple:
+    """(loss, mse, bpp) of the seed's task-aware objective λrec·MSE + λbpp·bpp + λclass·CE."""
+    import torch
+
+    _, mse, bpp = rd_loss(output, target, 0.0)
+    ce = torch.nn.functional.cross_entropy(logits, labels)
+    return config.lambda_rec * mse + config.lambda_bpp * bpp + config.lambda_class * ce, mse, bpp
+
+
+def _evaluate(model, head, images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> float:
+    """Validation loss (likelihood bpp) of `model` on `images`: the training objective, in eval mode."""
     import torch
 
     model.eval()
@@ -89,9 +105,21 @@ def _evaluate(model, images: np.ndarray, lmbda: float) -> float:
     with torch.no_grad():
         for start in range(0, len(images), 64):
             x = torch.from_numpy(images[start : start + 64]).permute(0, 3, 1, 2).float() / 255.0
-            total += float(rd_loss(model(x), x, lmbda)[0]) * len(x)
+            total += float(_loss(model, head, x, torch.from_numpy(labels[start : start + 64]), config)[0]) * len(x)
     model.train()
     return total / len(images)
+
+
+def _loss(model, head, x, labels, config: TrainConfig) -> tuple:
+    if head is None:
+        return rd_loss(model(x), x, config.lmbda)
+    captured = {}
+    handle = model.g_s.register_forward_pre_hook(lambda module, inputs: captured.update(y_hat=inputs[0]))
+    try:
+        output = model(x)
+    finally:
+        handle.remove()
+    return task_loss(output, x, labels, head(captured["y_hat"]), config)
 
 
 def _real_val_metrics(config: TrainConfig, checkpoint: checkpoints.Checkpoint, images: np.ndarray) -> dict:
@@ -123,35 +151,44 @@ def train(config: TrainConfig) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     last_path = work / f"{name}.last.pt"
 
-    train_images = load_split(config, "train")
-    val_images = load_split(config, "val", config.val_limit)
+    train_images, train_labels = load_split(config, "train")
+    val_images, val_labels = load_split(config, "val", config.val_limit)
     model = ARCHITECTURES[config.arch].build(config.config)
+    head = None
+    if config.lambda_class > 0:
+        from bench.tasks.latent import latent_head
+
+        head = latent_head(config.config.get("latent_channels") or config.config["M"], int(train_labels.max()) + 1)
     if config.init is not None:
         state = checkpoints.load_state(checkpoints.Checkpoint(config.arch, 0, Path(config.init), "", "init"))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    main_params += list(head.parameters()) if head is not None else []
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=config.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
-    step, best, best_step, best_state = 0, math.inf, 0, None
+    step, best, best_step, best_state, best_head = 0, math.inf, 0, None, {}
     if last_path.exists():  # resume
         saved = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
+        if head is not None:
+            head.load_state_dict(saved["head"])
         optimizer.load_state_dict(saved["optimizer"])
         aux_optimizer.load_state_dict(saved["aux_optimizer"])
         generator.set_state(saved["generator"])
         step, best, best_step, best_state = saved["step"], saved["best"], saved["best_step"], saved["best_state"]
+        best_head = saved["best_head"]
 
     started = time.time()
-    batches = _batches(train_images, config.batch_size, generator)
+    batches = _batches(train_images, train_labels, config.batch_size, generator)
     model.train()
     bar = tqdm(total=config.steps, initial=step, desc=name, unit="step", dynamic_ncols=True)
     while step < config.steps:
         lr = config.lr * (0.1 if step >= 0.8 * config.steps else 1.0)  # last 20% of steps at lr/10
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = next(batches)
-        loss, mse, bpp = rd_loss(model(x), x, config.lmbda)
+        x, labels = next(batches)
+        loss, mse, bpp = _loss(model, head, x, labels, config)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -163,15 +200,17 @@ def train(config: TrainConfig) -> Path:
         step += 1
         bar.update()
         if step % config.val_every == 0 or step == config.steps:
-            val = _evaluate(model, val_images, config.lmbda)
+            val = _evaluate(model, head, val_images, val_labels, config)
             if val < best:
                 best, best_step = val, step
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_head = {k: v.detach().clone() for k, v in head.state_dict().items()} if head is not None else {}
             bar.set_postfix(loss=f"{float(loss):.3f}", bpp=f"{float(bpp):.3f}", val=f"{val:.3f}", best=best_step)
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "aux_optimizer": aux_optimizer.state_dict(), "generator": generator.get_state(),
                 "step": step, "best": best, "best_step": best_step, "best_state": best_state,
+                "head": head.state_dict() if head is not None else {}, "best_head": best_head,
             }  # fmt: skip
             torch.save(state, work / f"{name}.tmp")
             (work / f"{name}.tmp").replace(last_path)
@@ -185,10 +224,16 @@ def train(config: TrainConfig) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.pt"
     half = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save({"arch": config.arch, "config": config.config, "lmbda": config.lmbda, "state_dict": half}, path)
+    # the task-aware latent head travels with the codec (a receiver can classify ŷ with it)
+    head_half = {k: v.half() if v.is_floating_point() else v for k, v in best_head.items()}
+    torch.save({"arch": config.arch, "config": config.config, "lmbda": config.lmbda, "state_dict": half,
+                "class_head": head_half}, path)  # fmt: skip
     card = {
         "arch": config.arch, "config": config.config, "quality": config.quality, "lmbda": config.lmbda,
-        "loss": "lmbda * 255^2 * MSE + bpp (likelihood estimate); aux loss on quantiles",
+        "loss": (
+            f"{config.lambda_rec} * MSE + {config.lambda_bpp} * bpp + {config.lambda_class} * CE(latent head on y_hat)"
+            if config.lambda_class > 0 else "lmbda * 255^2 * MSE + bpp (likelihood estimate)"
+        ) + "; aux loss on quantiles",
         "dataset": config.dataset, "data_source": load_dataset(config.dataset, config.data_dir).source,
         "split": "train (70%) for training, val (10%) for selection; test untouched", "split_seed": config.split_seed,
         "train_images": len(train_images), "seed": config.seed, "steps": config.steps, "batch_size": config.batch_size,

@@ -70,6 +70,7 @@ ARCHITECTURES = {
         Architecture("mbt2018", 5, "Minnen et al. 2018, hyperprior + autoregressive context", _compressai_model("mbt2018")),
         Architecture("cheng2020-anchor", 6, "Cheng et al. 2020, residual blocks, context model", _compressai_model("cheng2020-anchor")),
         Architecture("cheng2020-attn", 7, "Cheng et al. 2020 with attention", _compressai_model("cheng2020-attn")),
+        Architecture("cvae-task", 8, "CVAE fine-tuned with a classification term (task-aware)", _cvae),
     )
 }  # fmt: skip
 _BY_STREAM_ID = {arch.stream_id: arch for arch in ARCHITECTURES.values()}
