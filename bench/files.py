@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -28,3 +29,12 @@ def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

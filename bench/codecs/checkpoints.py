@@ -18,11 +18,12 @@ fit the architecture is a `CheckpointError` naming the file.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
+
+from bench.files import sha256_of
 
 COMMITTED_DIR = Path(__file__).resolve().parents[2] / "codecs"
 WEIGHTS_DIR_ENV = "BENCH_WEIGHTS_DIR"
@@ -53,13 +54,6 @@ class Checkpoint:
     source: str  # "committed" or "official"
     card: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def committed(arch: str, root: Path | None = None) -> dict[int, Checkpoint]:
@@ -129,10 +123,10 @@ def download_official(arch: str, qualities: list[int], target: Path, urls: dict[
     """Download official checkpoints into `target`, each verified by the sha256 prefix in its name.
 
     For users with internet; never called by the tests against the network.
-    A file already present with the right hash is kept; a download is written
-    to a temporary file and renamed only once its hash is right.
+    A file already present with the right hash is kept; a download resumes a
+    partial file and is deleted when its hash is wrong.
     """
-    import urllib.request
+    from bench.datasets.download import fetch_url
 
     urls = urls if urls is not None else official_urls(arch)
     missing = [q for q in qualities if q not in urls]
@@ -147,14 +141,10 @@ def download_official(arch: str, qualities: list[int], target: Path, urls: dict[
         if path.is_file() and sha256_of(path).startswith(expected):
             written.append(path)
             continue
-        partial = path.with_name(path.name + ".part")
-        with urllib.request.urlopen(urls[quality], timeout=60) as response, open(partial, "wb") as out:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        found = sha256_of(partial)
+        fetch_url(urls[quality], path)
+        found = sha256_of(path)
         if not found.startswith(expected):
-            partial.unlink()
+            path.unlink()
             raise CheckpointError(f"{urls[quality]}: sha256 mismatch: expected {expected}…, found {found}")
-        partial.replace(path)
         written.append(path)
     return written

@@ -10,13 +10,14 @@ extraction refuses any member that would land outside the target folder
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from bench.files import sha256_of
 
 from bench.datasets.base import SHIPPED_DIR
 
@@ -73,15 +74,8 @@ def default_cache() -> Path:
     return Path(base) / "rs-codec-bench" / "datasets"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
-
-def _fetch_to(url: str, path: Path) -> None:
+def fetch_url(url: str, path: Path) -> None:
     """Download `url` to `path`, continuing a partial ``.part`` file where the server allows it."""
     partial = path.with_name(path.name + ".part")
     done = partial.stat().st_size if partial.exists() else 0
@@ -124,7 +118,7 @@ def fetch(source: Source, root: Path) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     file = downloads / source.url.rsplit("/", 1)[-1]
     if not (file.is_file() and sha256_of(file) == source.sha256):
-        _fetch_to(source.url, file)
+        fetch_url(source.url, file)
         found = sha256_of(file)
         if found != source.sha256:
             file.unlink()
