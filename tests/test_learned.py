@@ -148,6 +148,9 @@ def test_mismatched_architecture_is_refused(codecs_dir):
 
 
 def test_official_checkpoints_are_recognised_by_name_and_hash(tmp_path, monkeypatch, tiles):
+    from bench.codecs.compressai_compat import import_compressai
+
+    import_compressai()
     from compressai.zoo.image import model_architectures
 
     monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path / "none")
