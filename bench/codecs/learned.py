@@ -97,6 +97,9 @@ def model_from_checkpoint(checkpoint: checkpoints.Checkpoint):
             weights = {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
             model.load_state_dict(weights)
         else:
+            from bench.codecs.compressai_compat import import_compressai
+
+            import_compressai()
             from compressai.zoo.image import model_architectures
 
             model = model_architectures[arch].from_state_dict(state)
