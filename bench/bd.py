@@ -73,8 +73,11 @@ def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, rate: str = "b
 
     Columns: ``bd_rate_psnr`` (% rate change at equal PSNR, negative = fewer
     bits), ``bd_psnr`` (dB at equal rate), ``bd_rate_ssim`` (% at equal SSIM),
-    ``bd_ssim`` (Δ SSIM at equal rate), ``overlap_psnr`` (fraction of the PSNR
-    range the curves share). NaN where the curves do not overlap.
+    ``bd_ssim`` (Δ SSIM at equal rate), ``bd_accuracy`` (Δ top-1 accuracy at
+    equal rate, when downstream accuracy was measured), ``overlap_psnr``
+    (fraction of the PSNR range the curves share). NaN where the curves do not
+    overlap. Accuracy is not monotone in rate, so its curve keeps only the
+    points where both rate and accuracy increase.
     """
     rows = []
     for dataset, per_dataset in summary.groupby("dataset", sort=False):
@@ -86,13 +89,19 @@ def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, rate: str = "b
                 continue
             psnr = bd_pair(reference[rate], reference["psnr"], curve[rate], curve["psnr"])
             ssim = bd_pair(reference[rate], reference["ssim"], curve[rate], curve["ssim"])
+            accuracy = (
+                bd_pair(reference[rate], reference["accuracy"], curve[rate], curve["accuracy"])
+                if "accuracy" in curve and curve["accuracy"].notna().any() else {"bd_metric": np.nan}
+            )  # fmt: skip
             rows.append({
                 "dataset": dataset, "codec": codec, "anchor": anchor,
                 "bd_rate_psnr": psnr["bd_rate"], "bd_psnr": psnr["bd_metric"],
-                "bd_rate_ssim": ssim["bd_rate"], "bd_ssim": ssim["bd_metric"], "overlap_psnr": psnr["overlap"],
+                "bd_rate_ssim": ssim["bd_rate"], "bd_ssim": ssim["bd_metric"],
+                "bd_accuracy": accuracy["bd_metric"], "overlap_psnr": psnr["overlap"],
             })  # fmt: skip
     return pd.DataFrame(rows, columns=[
-        "dataset", "codec", "anchor", "bd_rate_psnr", "bd_psnr", "bd_rate_ssim", "bd_ssim", "overlap_psnr",
+        "dataset", "codec", "anchor", "bd_rate_psnr", "bd_psnr", "bd_rate_ssim", "bd_ssim", "bd_accuracy",
+        "overlap_psnr",
     ])  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """The regression gate: compare a run with a committed baseline of codec quality.
 
 `make_baseline` freezes a run's aggregate points (per codec × quality: bpp,
-PSNR, SSIM) and BD-rates into JSON with the library versions behind them;
+PSNR, SSIM and, when measured, accuracy) and BD-rates into JSON with the library versions behind them;
 `compare` checks a run against it with per-metric tolerances and returns a
 tidy diff table. ``python -m bench check`` exits 0 when everything holds, 1
 on any regression, 2 on usage errors (missing baseline, codec absent).
@@ -37,6 +37,7 @@ TOLERANCES = {
     "bpp": Tolerance(0.005, relative=True, higher_is_better=False),  # +0.5% bytes
     "psnr": Tolerance(0.02, relative=False, higher_is_better=True),  # −0.02 dB
     "ssim": Tolerance(0.0005, relative=False, higher_is_better=True),
+    "accuracy": Tolerance(0.01, relative=False, higher_is_better=True),  # −1 point of top-1 accuracy
     "bd_rate_psnr": Tolerance(0.25, relative=False, higher_is_better=False),  # +0.25 percentage points
 }
 
@@ -81,7 +82,10 @@ def make_baseline(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
     summary = aggregate(frame)
     with ResultStore(Path(run_dir) / DB_NAME) as store:
         info = store.runs()[-1]
-    points = summary[["codec", "quality", "n_images", "bpp", "psnr", "ssim"]].to_dict("records")
+    columns = ["codec", "quality", "n_images", "bpp", "psnr", "ssim"]
+    if summary["accuracy"].notna().any():
+        columns.append("accuracy")
+    points = summary[columns].to_dict("records")
     bd = bd_table(summary, anchor)[["codec", "bd_rate_psnr"]].to_dict("records")
     return {
         **identity, "name": baseline_name(identity), "anchor": anchor, "git_commit": info.get("git_commit"),
@@ -125,7 +129,7 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
         key = (point["codec"], float(point["quality"]))
         if key not in points.index:
             raise GateUsageError(f"{point['codec']} quality {point['quality']:g} of the baseline is absent from the run")
-        for metric in ("bpp", "psnr", "ssim"):
+        for metric in [m for m in ("bpp", "psnr", "ssim", "accuracy") if m in point and point[m] is not None]:
             value, base = float(points.loc[key, metric]), float(point[metric])
             delta, status = _verdict(metric, base, value, tolerances[metric])
             rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
