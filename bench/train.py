@@ -161,7 +161,7 @@ def train(config: TrainConfig) -> Path:
         head = latent_head(config.config.get("latent_channels") or config.config["M"], int(train_labels.max()) + 1)
     if config.init is not None:
         state = checkpoints.load_state(checkpoints.Checkpoint(config.arch, 0, Path(config.init), "", "init"))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+        checkpoints.restore_weights(model, state["state_dict"])
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     main_params += list(head.parameters()) if head is not None else []
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -189,6 +189,8 @@ def train(config: TrainConfig) -> Path:
             group["lr"] = lr
         x, labels = next(batches)
         loss, mse, bpp = _loss(model, head, x, labels, config)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{name}: loss is {float(loss)} at step {step}; lower --lr and resume")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -223,7 +225,8 @@ def train(config: TrainConfig) -> Path:
     target = Path(config.out) / config.arch
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.pt"
-    half = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    learned_names = {name for name, _ in model.named_parameters()}
+    half = {k: v.half() if k in learned_names else v for k, v in model.state_dict().items()}  # buffers stay exact
     # the task-aware latent head travels with the codec (a receiver can classify ŷ with it)
     head_half = {k: v.half() if v.is_floating_point() else v for k, v in best_head.items()}
     torch.save({"arch": config.arch, "config": config.config, "lmbda": config.lmbda, "state_dict": half,
@@ -240,7 +243,7 @@ def train(config: TrainConfig) -> Path:
         "lr": config.lr, "lr_schedule": "constant, x0.1 for the last 20% of steps",
         "init": str(config.init) if config.init else None, "selected_step": best_step,
         "val_loss": best, "sha256": checkpoints.sha256_of(path), "bytes": path.stat().st_size,
-        "weights_dtype": "float16 (loaded as float32)", "torch": torch.__version__,
+        "weights_dtype": "learned parameters float16 (loaded as float32), buffers float32", "torch": torch.__version__,
         "trained_on": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "train_seconds": round(time.time() - started), "command": "python -m bench " + " ".join(sys.argv[1:]),
     }  # fmt: skip

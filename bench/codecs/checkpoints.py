@@ -148,3 +148,21 @@ def download_official(arch: str, qualities: list[int], target: Path, urls: dict[
             raise CheckpointError(f"{urls[quality]}: sha256 mismatch: expected {expected}…, found {found}")
         written.append(path)
     return written
+
+
+def restore_weights(model, state_dict: dict) -> None:
+    """Load a checkpoint's state dict into `model`: floats back to float32, constant buffers from `model`.
+
+    Non-learned float buffers (likelihood lower bounds, GDN pedestals: values
+    like 1e-9 that float16 would flush to zero) are kept from the freshly
+    built model; checkpoints store learned parameters in float16.
+    """
+    parameters = {name for name, _ in model.named_parameters()}
+    fresh = model.state_dict()
+    weights = {}
+    for name, value in state_dict.items():
+        if value.is_floating_point() and name not in parameters and name in fresh:
+            weights[name] = fresh[name]
+        else:
+            weights[name] = value.float() if value.is_floating_point() else value
+    model.load_state_dict(weights)

@@ -94,8 +94,7 @@ def model_from_checkpoint(checkpoint: checkpoints.Checkpoint):
     try:
         if checkpoint.source == "committed":
             model = ARCHITECTURES[arch].build(state["config"])
-            weights = {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
-            model.load_state_dict(weights)
+            checkpoints.restore_weights(model, state["state_dict"])
         else:
             from bench.codecs.compressai_compat import import_compressai
 
