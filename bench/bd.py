@@ -3,7 +3,8 @@
 Computed with the `bjontegaard` package using piecewise cubic (PCHIP)
 interpolation, as JVET's common test conditions do, and only over the range
 where the two curves overlap; a codec whose curve does not overlap the
-anchor's gets NaN (reported as "no overlap"), never an extrapolated number.
+anchor's (or shares less than `MIN_OVERLAP` of it) gets NaN, reported as "no
+overlap", never an extrapolated number.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_ANCHOR = "jpeg"
+MIN_OVERLAP = 0.2
+"""Curves sharing less than this fraction of their quality (or rate) range get NaN ("no overlap"):
+a delta averaged over a sliver of the curves says little."""
 METHOD = "pchip"
 WINNER_RATES = (0.5, 1.0, 2.0)
 """bpp at which the report names the best codec (low, medium, high rate)."""
@@ -61,9 +65,9 @@ def bd_pair(anchor_rate, anchor_metric, test_rate, test_metric) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # overlap is reported in the table instead
         kwargs = dict(method=METHOD, require_matching_points=False, min_overlap=0)
-        if out["overlap"] > 0:
+        if out["overlap"] >= MIN_OVERLAP:
             out["bd_rate"] = float(bjontegaard.bd_rate(*anchor, *test, **kwargs))
-        if overlap(anchor, test, along=0) > 0:
+        if overlap(anchor, test, along=0) >= MIN_OVERLAP:
             out["bd_metric"] = float(bjontegaard.bd_psnr(*anchor, *test, **kwargs))
     return out
 
