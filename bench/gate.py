@@ -37,7 +37,7 @@ TOLERANCES = {
     "bpp": Tolerance(0.005, relative=True, higher_is_better=False),  # +0.5% bytes
     "psnr": Tolerance(0.02, relative=False, higher_is_better=True),  # −0.02 dB
     "ssim": Tolerance(0.0005, relative=False, higher_is_better=True),
-    "accuracy": Tolerance(0.01, relative=False, higher_is_better=True),  # −1 point of top-1 accuracy
+    "accuracy": Tolerance(0.02, relative=False, higher_is_better=True),  # −2 points: one test image of 99 is ~1
     "bd_rate_psnr": Tolerance(0.25, relative=False, higher_is_better=False),  # +0.25 percentage points
 }
 

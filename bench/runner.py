@@ -90,6 +90,7 @@ LEARNED_BATCH = 16
 
 
 Predict = Callable[[list[np.ndarray]], list[str]] | None
+_DECODED = "_decoded"
 
 
 def measure(codec_name: str, image: np.ndarray, quality: float, predict: Predict = None) -> dict:
@@ -147,8 +148,7 @@ def _row(codec, image, data: bytes, decoded, encode_s: float, decode_s: float, p
             "decode_s": decode_s,
         }
         if predict is not None:
-            stage = "classify"
-            row["predicted"] = predict([decoded])[0]
+            row[_DECODED] = decoded  # classified per task in one batch, then dropped (see `evaluate`)
         return row
     except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
         return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
@@ -189,7 +189,28 @@ def evaluate(task: Task) -> list[dict]:
                 {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **values}
                 for (base, _), values in zip(group, measured)
             ]
+    if predict is not None:
+        _classify_decoded(rows, predict)
     return rows
+
+
+def _classify_decoded(rows: list[dict], predict: Predict) -> None:
+    """Fill ``predicted`` from the decoded images the rows carry, one network pass per image size."""
+    carrying = [row for row in rows if _DECODED in row]
+    by_shape: dict[tuple, list[dict]] = {}
+    for row in carrying:
+        by_shape.setdefault(row[_DECODED].shape, []).append(row)
+    for group in by_shape.values():
+        try:
+            labels = predict([row[_DECODED] for row in group])
+        except Exception as exc:  # the measurements stand; only the prediction is missing
+            labels = [None] * len(group)
+            for row in group:
+                row["note"] = "; ".join(filter(None, [row.get("note"), f"classify: {type(exc).__name__}: {exc}"]))
+        for row, label in zip(group, labels):
+            row["predicted"] = label
+    for row in carrying:
+        del row[_DECODED]
 
 
 def _error_key(row: dict) -> str:

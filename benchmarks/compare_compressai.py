@@ -74,7 +74,7 @@ def main() -> None:
             theirs_s = time.perf_counter() - start
             start = time.perf_counter()
             sweep(SweepConfig(datasets=[f"folder:{folder}"], codecs=[name], qualities={name: tuple(qualities)},
-                              out=Path(work, name), jobs=1, progress=False))  # fmt: skip
+                              out=Path(work, name), jobs=1, progress=False, classify=False))  # fmt: skip
             ours_s = time.perf_counter() - start
             ours = results(Path(work, name)).set_index(["image", "quality"])
             codec = cls(argparse.Namespace())
