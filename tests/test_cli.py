@@ -44,11 +44,13 @@ def test_names_from_data_are_escaped_in_reports(tmp_path):
     tile = next(iter(sorted((SAMPLE_DIR / "Forest").glob("*.jpg"))))
     (data / "ok.jpg").write_bytes(tile.read_bytes())
     (data / "<img src=x onerror=alert(1)>|*.jpg").write_bytes(b"garbage")
+    (data / "<script>alert(2).png").write_bytes(b"")  # "/" cannot be in a file name
     out = tmp_path / "run"
     assert main(["run", "--datasets", f"folder:{tmp_path / 'data'}", "--codecs", "jpeg", "--out", str(out),
                  "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
     page = (out / "report.html").read_text()
-    assert "<img src=x" not in page and "<b>cls" not in page
+    assert "<img src=x" not in page and "<b>cls" not in page and "<script>alert" not in page
+    assert html.escape("<script>alert(2).png") in page
     assert html.escape("<img src=x onerror=alert(1)>") in page
     markdown = (out / "report.md").read_text()
     assert "\\<img src=x onerror=alert(1)\\>\\|\\*.jpg" in markdown and not re.search(r"(?<!\\)<img", markdown)

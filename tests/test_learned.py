@@ -62,9 +62,11 @@ def test_stream_is_self_contained_and_rate_is_its_length(codec, tiles):
     assert metrics.bpp(len(data), image.shape) == 8 * len(data) / 4096
 
 
-def test_odd_size_is_padded_and_cropped(codec):
-    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    assert codec.decode(codec.encode(image, 2)).shape == (37, 53, 3)
+def test_odd_size_is_padded_and_cropped_and_rate_is_per_native_pixel(codec):
+    image = np.random.default_rng(0).integers(0, 256, (65, 97, 3), dtype=np.uint8)
+    data = codec.encode(image, 2)
+    assert codec.decode(data).shape == (65, 97, 3)
+    assert metrics.bpp(len(data), image.shape) == 8 * len(data) / (65 * 97)  # not the padded 80×112
 
 
 def test_decoding_is_bit_exact_in_a_fresh_process(codec, codecs_dir, tiles, tmp_path):
@@ -97,10 +99,37 @@ def test_latent_is_the_quantised_y_without_running_the_decoder(codec, tiles):
     assert np.allclose(latent, np.round(latent))  # factorized prior: ŷ is integer-valued
 
 
-def test_truncated_stream_is_an_error_not_a_hang(codec, tiles):
+def test_truncated_or_corrupt_stream_is_a_clear_error(codec, tiles):
     data = codec.encode(tiles[0], 2)
-    with pytest.raises(ValueError):
-        learned.parse_header(data[:4])
+    with pytest.raises(ValueError, match="shorter than the 6-byte header"):
+        codec.decode(data[:4])
+    with pytest.raises(ValueError, match="unknown architecture id 250"):
+        codec.decode(bytes([250]) + data[1:])
+    truncated = codec.decode(data[: len(data) // 2])  # rANS decodes what is there: an image, never a crash
+    assert truncated.shape == tiles[0].shape
+
+
+def test_a_tiny_training_run_lowers_the_loss(tmp_path):
+    from bench.train import TrainConfig, train
+
+    config = TrainConfig(arch="cvae", lmbda=0.01, quality=1, config={"channels": 8, "latent_channels": 8},
+                         steps=30, batch_size=8, lr=1e-3, val_every=15, val_limit=40, out=tmp_path / "codecs",
+                         work=tmp_path / "work", threads=1)  # fmt: skip
+    path = train(config)
+    card = json.loads(path.with_suffix(".json").read_text())
+    state = torch.load(tmp_path / "work" / "cvae-q1.last.pt", weights_only=True)
+    assert card["selected_step"] == state["best_step"]
+    assert state["best"] < _initial_val_loss(config)
+    assert card["val_bpp"] > 0 and card["sha256"] == checkpoints.sha256_of(path)
+
+
+def _initial_val_loss(config) -> float:
+    from bench.train import _evaluate, load_split
+
+    torch.manual_seed(config.seed)
+    model = learned.ARCHITECTURES["cvae"].build(config.config)
+    images, labels = load_split(config, "val", config.val_limit)
+    return _evaluate(model, None, images, labels, config)
 
 
 def test_wrong_hash_names_file_expected_and_found(codecs_dir):
