@@ -3,9 +3,10 @@
 Work is cut into one task per image (all its pending codec × quality pairs),
 so a worker reads and decodes each image once and only a path crosses the
 process boundary. Workers are isolated (`bench.workers`): a codec that
-crashes its process or hangs costs one error row, not the sweep. The parent stores each task's rows in one transaction as
-soon as it finishes: a killed sweep loses only the tasks in flight, and the
-same command started again computes only the rows that are missing.
+crashes its process or hangs costs one error row, not the sweep. The parent
+stores each task's rows in one transaction as soon as it finishes: a killed
+sweep loses only the tasks in flight, and the same command started again
+computes only the rows that are missing.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _base(task: Task, record: ImageRecord) -> dict:
 
 def evaluate(task: Task) -> list[dict]:
     """Rows for every image × pair of `task` (error rows when an image cannot be read)."""
-    rows, readable = [], []
+    rows, same_size = [], {}
     for record in task.records:
         base = _base(task, record)
         try:
@@ -168,17 +169,15 @@ def evaluate(task: Task) -> list[dict]:
         except ImageReadError as exc:
             rows += [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
             continue
-        readable.append(({**base, "height": image.shape[0], "width": image.shape[1], "note": note or None}, image))
-    predict = None
-    if task.classify and readable:
-        predict = classifier.load(task.dataset).predict
-        for base, image in readable:
-            base["predicted_original"] = predict([image])[0]
+        base.update(height=image.shape[0], width=image.shape[1], note=note or None)
+        same_size.setdefault(image.shape, []).append((base, image))
+    predict = classifier.load(task.dataset).predict if task.classify and same_size else None
+    if predict is not None:
+        for group in same_size.values():
+            for (base, _), label in zip(group, predict([image for _, image in group])):
+                base["predicted_original"] = label
     for codec_name, quality in task.pairs:
         codec = get_codec(codec_name)
-        same_size = {}
-        for base, image in readable:
-            same_size.setdefault(image.shape, []).append((base, image))
         for group in same_size.values():
             images = [image for _, image in group]
             if codec.encode_batch is not None and len(images) > 1:

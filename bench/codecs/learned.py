@@ -180,70 +180,60 @@ def parse_header(data: bytes) -> tuple[str, int, int, int]:
     return _BY_STREAM_ID[data[0]].name, data[1], int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:6], "big")
 
 
-def _decompress(data: bytes, stop_at_synthesis: bool = False, model=None):
-    import torch
-
-    arch, quality, height, width = parse_header(data)
+def _prepare(streams: list[bytes], model=None):
+    """(model, strings, latent shape, height, width) for decompressing streams of one architecture, quality, size."""
+    headers = {parse_header(data) for data in streams}
+    if len(headers) != 1:
+        raise ValueError("streams must share one architecture, quality and image size to be decoded together")
+    ((arch, quality, height, width),) = headers
     model = model or load_model(arch, quality)
     factor = model.downsampling_factor
     shape = (-(-height // factor), -(-width // factor))
     n_streams = 2 if hasattr(model, "h_s") else 1
-    strings = [[s] for s in _unpack(data, n_streams)]
-    with torch.no_grad():
-        if not stop_at_synthesis:
-            return model.decompress(strings, shape)["x_hat"], height, width
-        captured = {}
-
-        def grab(module, inputs):  # ŷ is g_s's input: stop before running the decoder
-            captured["y_hat"] = inputs[0]
-            raise _LatentReady
-
-        handle = model.g_s.register_forward_pre_hook(grab)
-        try:
-            model.decompress(strings, shape)
-        except _LatentReady:
-            pass
-        finally:
-            handle.remove()
-        return captured["y_hat"], height, width
-
-
-class _LatentReady(Exception):
-    pass
-
-
-def decode(data: bytes, model=None) -> Image:
-    """The image of a learned-codec stream (`model` overrides the resolved checkpoint)."""
-    import torch
-
-    x_hat, height, width = _decompress(data, model=model)
-    image = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
-    return image.permute(1, 2, 0).numpy()
+    strings = [list(parts) for parts in zip(*(_unpack(data, n_streams) for data in streams))]
+    return model, strings, shape, height, width
 
 
 def decode_batch(streams: list[bytes], model=None) -> list[Image]:
     """Decode streams of the same architecture, quality and image size in one pass."""
     import torch
 
-    headers = {parse_header(data) for data in streams}
-    if len(headers) != 1:
-        raise ValueError("decode_batch needs streams of one architecture, quality and image size")
-    (arch, quality, height, width), = headers
-    model = model or load_model(arch, quality)
-    factor = model.downsampling_factor
-    shape = (-(-height // factor), -(-width // factor))
-    n_streams = 2 if hasattr(model, "h_s") else 1
-    strings = [list(parts) for parts in zip(*(_unpack(data, n_streams) for data in streams))]
+    model, strings, shape, height, width = _prepare(streams, model)
     with torch.no_grad():
         x_hat = model.decompress(strings, shape)["x_hat"]
     images = x_hat[:, :, :height, :width].clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
     return list(images.permute(0, 2, 3, 1).numpy())
 
 
+def decode(data: bytes, model=None) -> Image:
+    """The image of a learned-codec stream (`model` overrides the resolved checkpoint)."""
+    return decode_batch([data], model)[0]
+
+
+class _LatentReady(Exception):
+    pass
+
+
 def decode_latent(data: bytes) -> np.ndarray:
     """The quantised latent ŷ (C×h×w, float32) that a receiver has before running the synthesis transform."""
-    y_hat, _, _ = _decompress(data, stop_at_synthesis=True)
-    return y_hat[0].numpy()
+    import torch
+
+    model, strings, shape, _, _ = _prepare([data])
+    captured = {}
+
+    def grab(module, inputs):  # ŷ is g_s's input: stop before running the decoder
+        captured["y_hat"] = inputs[0]
+        raise _LatentReady
+
+    handle = model.g_s.register_forward_pre_hook(grab)
+    try:
+        with torch.no_grad():
+            model.decompress(strings, shape)
+    except _LatentReady:
+        pass
+    finally:
+        handle.remove()
+    return captured["y_hat"][0].numpy()
 
 
 def header_size(data: bytes) -> int:

@@ -88,6 +88,13 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     return default_cache() if default_cache().is_dir() else None
 
 
+def first_folder(base: Path | None, layouts: Sequence[str]) -> Path | None:
+    """The first of `base`/`layout` that is a directory (the layouts a dataset's archives unpack to), or None."""
+    if base is None:
+        return None
+    return next((base / layout for layout in layouts if (base / layout).is_dir()), None)
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files under `folder` (recursively), sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import Dataset, DatasetNotFound, data_dir, records_from_class_folders
+from bench.datasets.base import Dataset, DatasetNotFound, first_folder, data_dir, records_from_class_folders
 
 LICENCE = "for research use, as stated by the authors (sites.google.com/view/zhouwx/dataset)"
 _LAYOUTS = ("patternnet/images", "PatternNet/images", "patternnet/PatternNet/images")
@@ -16,7 +16,7 @@ _LAYOUTS = ("patternnet/images", "PatternNet/images", "patternnet/PatternNet/ima
 
 def load(root: Path | None = None) -> Dataset:
     base = data_dir(root)
-    folder = next((base / l for l in _LAYOUTS if base is not None and (base / l).is_dir()), None)
+    folder = first_folder(base, _LAYOUTS)
     if folder is None:
         raise DatasetNotFound(
             f"patternnet: no patternnet/images/ folder under {base or 'the data dir'}; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import Dataset, DatasetNotFound, ImageRecord, data_dir, list_images
+from bench.datasets.base import Dataset, DatasetNotFound, first_folder, ImageRecord, data_dir, list_images
 
 LICENCE = "for research use, as stated by the authors (github.com/lehaifeng/RSI-CB)"
 _LAYOUTS = ("rsi-cb256", "RSI-CB256", "rsi-cb256/RSI-CB256")
@@ -17,7 +17,7 @@ _LAYOUTS = ("rsi-cb256", "RSI-CB256", "rsi-cb256/RSI-CB256")
 
 def load(root: Path | None = None) -> Dataset:
     base = data_dir(root)
-    folder = next((base / l for l in _LAYOUTS if base is not None and (base / l).is_dir()), None)
+    folder = first_folder(base, _LAYOUTS)
     if folder is None:
         raise DatasetNotFound(
             f"rsi-cb256: no rsi-cb256/ folder under {base or 'the data dir'}; download it from "
