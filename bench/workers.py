@@ -106,14 +106,18 @@ class IsolatingPool:
         """Yield every task's result (or failure result) as soon as it is ready."""
         pending = deque(tasks)
         retry: deque = deque()  # single-item tasks of a failed task, each run alone
+
+        def feed(worker: _Worker) -> None:
+            if worker.task is None and (retry or pending):
+                worker.task = retry.popleft() if retry else pending.popleft()
+                worker.started = time.monotonic()
+                worker.connection.send(worker.task)
+
         self._workers = [self._start() for _ in range(self._jobs)]
         try:
             while pending or retry or any(w.task is not None for w in self._workers):
                 for worker in self._workers:
-                    if worker.task is None and (retry or pending):
-                        worker.task = retry.popleft() if retry else pending.popleft()
-                        worker.started = time.monotonic()
-                        worker.connection.send(worker.task)
+                    feed(worker)
                 busy = [w for w in self._workers if w.task is not None]
                 ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], POLL_SECONDS)
                 for index, worker in enumerate(self._workers):
@@ -126,6 +130,7 @@ class IsolatingPool:
                             result = None
                         else:
                             worker.task = None
+                            feed(worker)  # before the caller stores the result: the worker never waits on it
                             yield result
                             continue
                     elapsed = time.monotonic() - worker.started

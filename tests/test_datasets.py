@@ -117,11 +117,12 @@ def test_manifest_round_trip_and_use(tmp_path, monkeypatch):
     assert chosen["C/C_0.jpg"] == "unlisted" and all(chosen[r.id] == r.split for r in records)
 
 
-def test_manifest_ids_cannot_escape_the_dataset_root(tmp_path):
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/etc/passwd", "Forest/../../x.jpg"])
+def test_manifest_ids_cannot_escape_the_dataset_root(tmp_path, bad_id):
     from bench.datasets import base
 
     path = tmp_path / "evil.csv"
-    path.write_text("id,label,split\n../../etc/passwd,x,test\n")
+    path.write_text(f"id,label,split\nForest/ok.jpg,Forest,train\n{bad_id},x,test\n")
     with pytest.raises(ValueError, match="outside the dataset root"):
         base.read_manifest(path)
 

@@ -67,3 +67,23 @@ def test_corrupt_bitstreams_never_hang_or_take_the_sweep_down(tiles):
     outcomes = list(pool.map_unordered(items))
     assert len(outcomes) == len(items)
     assert not [o for o in outcomes if o[1].startswith("timeout")]
+
+
+def _mark_started(path):
+    path.touch()  # the parent can see that this task has begun
+    return path.name
+
+
+def test_a_worker_starts_its_next_task_while_the_caller_handles_the_last_result(tmp_path):
+    # The caller (the runner storing rows) must never be a pause in the worker's work: when result k
+    # arrives, task k+1 is already on its way. Without that, this loop waits for a file that never comes.
+    markers = [tmp_path / f"task{k}" for k in range(4)]
+    pool = IsolatingPool(_mark_started, 1, split=lambda item: [item], on_failure=lambda item, reason: reason,
+                         time_limit=lambda item: 30)  # fmt: skip
+    for k, name in enumerate(pool.map_unordered(markers)):
+        assert name == f"task{k}"
+        if k + 1 < len(markers):
+            deadline = time.monotonic() + 20
+            while not markers[k + 1].exists():
+                assert time.monotonic() < deadline, f"task{k + 1} did not start while result {k} was being handled"
+                time.sleep(0.01)
