@@ -218,9 +218,12 @@ def _error_key(row: dict) -> str:
 
 
 def _worker_init() -> None:
-    # Parallelism comes from processes: one thread per worker, no oversubscription.
+    """One thread per worker: parallelism comes from processes, and 2 workers on 2 cores must not run 4 threads."""
+    from threadpoolctl import threadpool_limits
+
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
+        os.environ[name] = "1"  # for libraries not loaded yet: torch reads OMP_NUM_THREADS when it is imported
+    threadpool_limits(1)  # for those already loaded (NumPy's BLAS, inherited through fork), which ignore the variables
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 

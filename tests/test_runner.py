@@ -40,6 +40,23 @@ def test_sweep_writes_one_row_per_image_codec_quality(tmp_path):
     assert (summary_table["n_images"] == 6).all()
 
 
+def _threads_in_worker(_task) -> dict:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return {"blas": {pool["num_threads"] for pool in threadpool_info()}, "torch": torch.get_num_threads()}
+
+
+def test_every_worker_runs_one_thread_per_library():
+    from bench.runner import _worker_init
+    from bench.workers import IsolatingPool
+
+    pool = IsolatingPool(_threads_in_worker, 2, split=lambda task: [task], on_failure=lambda task, reason: reason,
+                         time_limit=lambda task: 60, initializer=_worker_init)  # fmt: skip
+    for threads in pool.map_unordered([0, 1]):
+        assert threads == {"blas": {1}, "torch": 1}
+
+
 def test_rerun_resumes_without_recomputing(tmp_path):
     sweep(_config(tmp_path, limit=4))
     before = results(tmp_path)
