@@ -7,16 +7,25 @@ and the metrics directly; the runner does the same work through tasks, worker
 processes, the SQLite store and the progress bar. The three are run in turn,
 `--repeat` times, and each is represented by its fastest repeat (as `timeit`
 does: slower repeats measure other load on the machine, not the code).
-Prints (and writes as JSON with --json) every time, the overhead at --jobs 1,
-the speed-up at 2, the mean time of each call in the bare loop, and the
-runner's wall time with no codec or metric work at all (`harness_only`).
+
+Two clocks are read: wall time, and CPU time (user + system, of this process
+and its worker processes). On a shared machine the wall time of the same work
+varies by ±10% from minute to minute; CPU time excludes the time the machine
+gave to others, so its ratio is the steadier measure of what the harness adds.
+
+Prints (and writes as JSON with --json) every time, the overhead at --jobs 1
+by both clocks, the speed-up at 2, the mean time of each call in the bare
+loop, and the runner's wall time with no codec or metric work at all
+(`harness_only`).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +39,21 @@ from bench.images import read_rgb
 from bench.runner import SweepConfig, sweep
 
 
-def bare_loop(paths: list[Path], codec_names: list[str]) -> tuple[float, dict[str, float]]:
-    """Wall time of the work done with no runner, and the mean milliseconds of each call."""
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def clocked(function, *args) -> tuple[dict[str, float], object]:
+    """Wall and CPU seconds of ``function(*args)``, and its result."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = function(*args)
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}, result
+
+
+def bare_loop(paths: list[Path], codec_names: list[str]) -> dict[str, float]:
+    """Do the work with no runner; the mean milliseconds of each call."""
     seconds: collections.Counter[str] = collections.Counter()
     calls: collections.Counter[str] = collections.Counter()
 
@@ -42,7 +64,6 @@ def bare_loop(paths: list[Path], codec_names: list[str]) -> tuple[float, dict[st
         calls[stage] += 1
         return result
 
-    start = time.perf_counter()
     for path in paths:
         image, _ = timed("read", read_rgb, path)
         for codec in map(get_codec, codec_names):
@@ -52,16 +73,13 @@ def bare_loop(paths: list[Path], codec_names: list[str]) -> tuple[float, dict[st
                 timed("header_size", codec.header_size, data)
                 for name in ("mse", "psnr", "ssim", "ms_ssim"):
                     timed(name, getattr(metrics, name), image, decoded)
-    wall = time.perf_counter() - start
-    return wall, {stage: 1000 * seconds[stage] / calls[stage] for stage in seconds}
+    return {stage: 1000 * seconds[stage] / calls[stage] for stage in seconds}
 
 
-def runner(limit: int | None, codec_names: list[str], jobs: int) -> float:
+def runner(limit: int | None, codec_names: list[str], jobs: int) -> None:
     with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
         sweep(SweepConfig(datasets=["eurosat"], codecs=codec_names, out=Path(out), limit=limit, jobs=jobs,
                           progress=False, classify=False))  # the bare loop does not classify either  # fmt: skip
-        return time.perf_counter() - start
 
 
 def harness_only(paths: list[Path], limit: int | None, codec_names: list[str]) -> float:
@@ -84,7 +102,7 @@ def harness_only(paths: list[Path], limit: int | None, codec_names: list[str]) -
         ]  # fmt: skip
 
     with mock.patch.object(runner_module, "evaluate", replay):  # forked workers inherit the patch
-        return runner(limit, codec_names, 1)
+        return clocked(runner, limit, codec_names, 1)[0]["wall_s"]
 
 
 def main() -> None:
@@ -97,20 +115,24 @@ def main() -> None:
     names = args.codecs.split(",")
     paths = [r.path for r in load_dataset("eurosat").select("all", args.limit)]
     bare_loop(paths[:5], names)  # warm imports and caches for both sides
-    times: dict[str, list[float]] = {"bare_s": [], "runner_jobs1_s": [], "runner_jobs2_s": []}
+    runs = {"bare": lambda: bare_loop(paths, names), **{f"runner_jobs{jobs}": functools.partial(runner, args.limit,
+            names, jobs) for jobs in (1, 2)}}  # fmt: skip
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for _ in range(args.repeat):
-        wall, ms_per_call = bare_loop(paths, names)
-        times["bare_s"].append(wall)
-        times["runner_jobs1_s"].append(runner(args.limit, names, 1))
-        times["runner_jobs2_s"].append(runner(args.limit, names, 2))
-    best = {name: min(values) for name, values in times.items()}
+        for name, run in runs.items():
+            clocks, value = clocked(run)
+            rounds[name].append(clocks)
+            if name == "bare":
+                ms_per_call = value
+    best = {name: {clock: min(r[clock] for r in values) for clock in ("wall_s", "cpu_s")} for name, values in rounds.items()}
     pairs = len(paths) * sum(len(get_codec(name).qualities) for name in names)
-    result = {"images": len(paths), "codecs": names, "pairs": pairs, "repeats": times, **best}
+    result = {"images": len(paths), "codecs": names, "pairs": pairs, "rounds": rounds, "best": best}
     result["bare_ms_per_call"] = ms_per_call
     result["harness_only_jobs1_s"] = harness_only(paths, args.limit, names)
-    result["harness_share"] = result["harness_only_jobs1_s"] / best["bare_s"]
-    result["overhead_jobs1"] = best["runner_jobs1_s"] / best["bare_s"] - 1
-    result["speedup_1_to_2"] = best["runner_jobs1_s"] / best["runner_jobs2_s"]
+    result["harness_share"] = result["harness_only_jobs1_s"] / best["bare"]["wall_s"]
+    result["overhead_jobs1"] = best["runner_jobs1"]["wall_s"] / best["bare"]["wall_s"] - 1
+    result["cpu_overhead_jobs1"] = best["runner_jobs1"]["cpu_s"] / best["bare"]["cpu_s"] - 1
+    result["speedup_1_to_2"] = best["runner_jobs1"]["wall_s"] / best["runner_jobs2"]["wall_s"]
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

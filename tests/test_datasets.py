@@ -117,6 +117,18 @@ def test_manifest_round_trip_and_use(tmp_path, monkeypatch):
     assert chosen["C/C_0.jpg"] == "unlisted" and all(chosen[r.id] == r.split for r in records)
 
 
+@pytest.mark.parametrize("content, problem", [("name,split\nx,test\n", "expected the columns id,label,split"),
+                                              ("id,label,split\nForest/a.jpg,Forest\n", "toy.csv:2: expected 3 columns"),
+                                              ("id,label,split\nForest/a.jpg,Forest,tset\n", "unknown split 'tset'")])  # fmt: skip
+def test_malformed_manifest_names_the_file_and_problem(tmp_path, content, problem):
+    from bench.datasets import base
+
+    path = tmp_path / "toy.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=problem):
+        base.read_manifest(path)
+
+
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/etc/passwd", "Forest/../../x.jpg"])
 def test_manifest_ids_cannot_escape_the_dataset_root(tmp_path, bad_id):
     from bench.datasets import base

@@ -129,14 +129,22 @@ def read_manifest(path: Path) -> dict[str, str]:
     """id → split of a manifest CSV; ids must be relative paths inside the dataset root."""
     import csv
 
+    splits = {}
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:  # string checks, not Path objects: a full manifest has 27,000 rows and this runs every sweep
-        if row["id"].startswith("/") or ".." in row["id"].split("/"):
-            raise ValueError(f"{path}: id {row['id']!r} points outside the dataset root")
-        if row["split"] not in SPLITS:
-            raise ValueError(f"{path}: unknown split {row['split']!r} for {row['id']}")
-    return {row["id"]: row["split"] for row in rows}
+        reader = csv.reader(handle)  # plain rows and string checks: a full manifest has 27,000, read every sweep
+        header = next(reader, None)
+        if header != ["id", "label", "split"]:
+            raise ValueError(f"{path}: expected the columns id,label,split, found {header}")
+        for line, row in enumerate(reader, start=2):
+            if len(row) != 3:
+                raise ValueError(f"{path}:{line}: expected 3 columns, found {len(row)}")
+            id_, _, split = row
+            if id_.startswith("/") or ".." in id_.split("/"):
+                raise ValueError(f"{path}: id {id_!r} points outside the dataset root")
+            if split not in SPLITS:
+                raise ValueError(f"{path}:{line}: unknown split {split!r} for {id_}")
+            splits[id_] = split
+    return splits
 
 
 def _rng(seed: int, label: str | None) -> np.random.Generator:
