@@ -171,10 +171,12 @@ def evaluate(task: Task) -> list[dict]:
             continue
         base.update(height=image.shape[0], width=image.shape[1], note=note or None)
         same_size.setdefault(image.shape, []).append((base, image))
-    predict = classifier.load(task.dataset).predict if task.classify and same_size else None
-    if predict is not None:
+    model = classifier.load(task.dataset) if task.classify and same_size else None
+    predict = model.predict if model is not None else None
+    if model is not None:
         for group in same_size.values():
-            for (base, _), label in zip(group, predict([image for _, image in group])):
+            labels = model.predict_remembered([base["image"] for base, _ in group], [image for _, image in group])
+            for (base, _), label in zip(group, labels):
                 base["predicted_original"] = label
     for codec_name, quality in task.pairs:
         codec = get_codec(codec_name)

@@ -52,6 +52,25 @@ def test_rows_carry_predictions_and_points_carry_test_scores(toy_classifier, tmp
     assert list(again["accuracy"]) == list(summary["accuracy"])
 
 
+def test_originals_are_classified_once_per_process(toy_classifier, monkeypatch):
+    from bench.runner import Task, evaluate
+
+    batches = []
+    predict = classifier.Classifier.predict
+
+    def counting(self, images):
+        batches.append(len(images))
+        return predict(self, images)
+
+    monkeypatch.setattr(classifier.Classifier, "predict", counting)
+    records = tuple(load_dataset("eurosat").select("all", 4))
+    first = evaluate(Task("eurosat", records, (("jpeg", 50.0),), classify=True))
+    second = evaluate(Task("eurosat", records, (("jpeg", 90.0),), classify=True))
+    assert batches == [4, 4, 4]  # the originals once, then each task's decoded images
+    assert [r["predicted_original"] for r in first] == [r["predicted_original"] for r in second]
+    assert all(r["predicted"] in toy_classifier.classes for r in first + second)
+
+
 def test_no_classifier_means_no_scores(tmp_path, monkeypatch):
     monkeypatch.setattr(classifier, "CLASSIFIER_DIR", tmp_path / "none")
     classifier.load.cache_clear()

@@ -48,6 +48,7 @@ class Classifier:
     mean: np.ndarray
     std: np.ndarray
     path: Path
+    _remembered: dict[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
         """Class names predicted for H×W×3 uint8 images of equal size."""
@@ -57,6 +58,18 @@ class Classifier:
         x = (x - torch.from_numpy(self.mean)[None, :, None, None]) / torch.from_numpy(self.std)[None, :, None, None]
         with torch.no_grad():
             return [self.classes[i] for i in self.model(x).argmax(1).tolist()]
+
+    def predict_remembered(self, keys: list[str], images: list[np.ndarray]) -> list[str]:
+        """`predict`, computed once per key (an image id) for the life of this classifier.
+
+        The originals of a sweep recur in many tasks (a learned codec has one
+        task per quality over the same images); their labels do not change.
+        """
+        new = [index for index, key in enumerate(keys) if key not in self._remembered]
+        if new:
+            for index, label in zip(new, self.predict([images[index] for index in new])):
+                self._remembered[keys[index]] = label
+        return [self._remembered[key] for key in keys]
 
 
 def path_for(dataset: str) -> Path:
