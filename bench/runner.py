@@ -391,7 +391,8 @@ def sweep(config: SweepConfig) -> SweepSummary:
             rows_of_tasks = _execute_dask(tasks, config.scheduler, window=64)
         else:
             rows_of_tasks = _execute(tasks, jobs, config.seconds_per_pair)
-        bar = tqdm(total=len(tasks), unit="img", desc="sweep", disable=not config.progress, dynamic_ncols=True)
+        bar = tqdm(total=len(tasks), unit="task", desc="sweep", disable=not config.progress, dynamic_ncols=True,
+                   mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file (CI) gets a line per 30 s, not per task  # fmt: skip
         with bar:
             for rows in rows_of_tasks:
                 summary.rows_written += store.add(rows)
