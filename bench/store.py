@@ -41,6 +41,8 @@ COLUMNS: dict[str, str] = {
     "error": "TEXT",
 }
 KEY = ("dataset", "image", "codec", "quality")
+REPRODUCIBLE = (*KEY, "label", "split", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
+"""Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results (

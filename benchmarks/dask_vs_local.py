@@ -20,11 +20,8 @@ from pathlib import Path
 from dask.distributed import LocalCluster
 
 from bench.runner import SweepConfig, sweep
-from bench.store import KEY
+from bench.store import REPRODUCIBLE
 from bench.tables import results
-
-COMPARED = [*KEY, "label", "split", "bytes", "header_bytes", "mse", "psnr", "ssim", "error"]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,7 +42,7 @@ def main() -> None:
             start = time.perf_counter()
             sweep(SweepConfig(out=Path(work, "dask"), scheduler=cluster.scheduler_address, **common))
             report["dask_s"] = time.perf_counter() - start
-        local, remote = (results(Path(work, name))[COMPARED] for name in ("local", "dask"))
+        local, remote = (results(Path(work, name))[list(REPRODUCIBLE)] for name in ("local", "dask"))
         report["rows"] = summary.rows_written
         report["rows_equal"] = bool(local.equals(remote))
     report["dask_over_local"] = report["dask_s"] / report["local_s"]

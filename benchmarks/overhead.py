@@ -95,9 +95,8 @@ def harness_only(paths: list[Path], limit: int | None, codec_names: list[str]) -
 
     def replay(task: runner_module.Task) -> list[dict]:
         return [
-            {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split,
-             "height": image.shape[0], "width": image.shape[1], "codec": name, "quality": quality,
-             "codec_version": get_codec(name).version, **values}
+            {**runner_module._base(task, record), "height": image.shape[0], "width": image.shape[1], "codec": name,
+             "quality": quality, "codec_version": get_codec(name).version, **values}
             for record in task.records for name, quality in task.pairs
         ]  # fmt: skip
 
@@ -115,8 +114,11 @@ def main() -> None:
     names = args.codecs.split(",")
     paths = [r.path for r in load_dataset("eurosat").select("all", args.limit)]
     bare_loop(paths[:5], names)  # warm imports and caches for both sides
-    runs = {"bare": lambda: bare_loop(paths, names), **{f"runner_jobs{jobs}": functools.partial(runner, args.limit,
-            names, jobs) for jobs in (1, 2)}}  # fmt: skip
+    runs = {
+        "bare": functools.partial(bare_loop, paths, names),
+        "runner_jobs1": functools.partial(runner, args.limit, names, 1),
+        "runner_jobs2": functools.partial(runner, args.limit, names, 2),
+    }
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for _ in range(args.repeat):
         for name, run in runs.items():

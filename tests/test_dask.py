@@ -3,7 +3,7 @@
 import pytest
 
 from bench.runner import SweepConfig, sweep
-from bench.store import KEY
+from bench.store import REPRODUCIBLE
 from bench.tables import results
 
 distributed = pytest.importorskip("dask.distributed")
@@ -15,8 +15,7 @@ def test_local_cluster_rows_equal_local_pool_rows(tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:  # fmt: skip
         summary = sweep(SweepConfig(out=tmp_path / "dask", scheduler=cluster.scheduler_address, **common))
-    columns = [*KEY, "label", "split", "bytes", "header_bytes", "mse", "psnr", "ssim", "error"]
-    local, remote = (results(tmp_path / name)[columns] for name in ("local", "dask"))
+    local, remote = (results(tmp_path / name)[list(REPRODUCIBLE)] for name in ("local", "dask"))
     assert summary.rows_written == len(local) > 0
     assert local.equals(remote)
     again = sweep(SweepConfig(out=tmp_path / "dask", scheduler="tcp://127.0.0.1:1", **common))

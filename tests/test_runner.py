@@ -12,7 +12,7 @@ from PIL import Image
 
 from bench.codecs import get_codec
 from bench.runner import RunLocked, SweepConfig, run_lock, sweep
-from bench.store import DB_NAME, KEY
+from bench.store import DB_NAME, KEY, REPRODUCIBLE
 from bench.tables import aggregate, results
 
 FAST = ("jpeg", "webp")
@@ -73,8 +73,7 @@ def test_rerun_resumes_without_recomputing(tmp_path):
 def test_parallel_rows_equal_serial_rows(tmp_path):
     sweep(_config(tmp_path / "serial"))
     sweep(_config(tmp_path / "parallel", jobs=2))
-    columns = [*KEY, "bytes", "header_bytes", "psnr", "ssim"]
-    serial, parallel = (results(tmp_path / name)[columns] for name in ("serial", "parallel"))
+    serial, parallel = (results(tmp_path / name)[list(REPRODUCIBLE)] for name in ("serial", "parallel"))
     assert serial.equals(parallel)
 
 
@@ -179,7 +178,7 @@ def test_repeated_kills_end_equal_to_an_uninterrupted_run(tmp_path):
     assert survived >= 3
     subprocess.run(_sweep_command(killed, codecs, limit), check=True, capture_output=True)
     subprocess.run(_sweep_command(tmp_path / "clean", codecs, limit), check=True, capture_output=True)
-    columns = [*KEY, "bytes", "header_bytes", "mse", "psnr", "ssim", "error"]
+    columns = list(REPRODUCIBLE)
     assert results(killed)[columns].equals(results(tmp_path / "clean")[columns])
     with sqlite3.connect(killed / DB_NAME) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

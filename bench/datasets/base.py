@@ -140,7 +140,7 @@ def read_manifest(path: Path) -> dict[str, str]:
                 raise ValueError(f"{path}:{line}: expected 3 columns, found {len(row)}")
             id_, _, split = row
             if id_.startswith("/") or ".." in id_.split("/"):
-                raise ValueError(f"{path}: id {id_!r} points outside the dataset root")
+                raise ValueError(f"{path}:{line}: id {id_!r} points outside the dataset root")
             if split not in SPLITS:
                 raise ValueError(f"{path}:{line}: unknown split {split!r} for {id_}")
             splits[id_] = split
