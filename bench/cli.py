@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.bd import DEFAULT_ANCHOR
 from bench.codecs import CODECS
 from bench.store import DB_NAME
+from bench.tasks.classifier import DEFAULT_NETWORK, NETWORKS
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS, DatasetNotFound, check_name, load_dataset
 
 EXIT_USAGE, EXIT_LOCKED = 2, 3
@@ -274,9 +275,14 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     from bench.tasks import classifier
 
     _check_datasets([args.dataset])
+    out = args.out / f"{args.dataset}.pt"
+    committed = classifier.path_for(args.dataset)
+    if out.resolve() == committed.resolve() and committed.exists() and not args.force:
+        raise UsageError(f"{out} is the committed reference classifier; add --force to replace it")
     try:
-        path = classifier.train(args.dataset, args.data_dir, args.epochs, args.batch_size, args.lr, args.seed,
-                                args.split_seed, args.threads)  # fmt: skip
+        path = classifier.train(args.dataset, args.data_dir, out=out, network=args.network, epochs=args.epochs,
+                                batch_size=args.batch_size, lr=args.lr, seed=args.seed, split_seed=args.split_seed,
+                                copies=args.copies, threads=args.threads, cache=args.cache)  # fmt: skip
     except DatasetNotFound as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {path} and {path.with_suffix('.json')}")
@@ -377,9 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("action", choices=["train"])
     classifier.add_argument("--dataset", default="eurosat")
     classifier.add_argument("--data-dir", type=Path, help=data_help)
-    classifier.add_argument("--epochs", type=int, default=12)
-    classifier.add_argument("--batch-size", type=int, default=64)
-    classifier.add_argument("--lr", type=float, default=2e-3)
+    classifier.add_argument("--out", type=Path, default=Path("runs/classifier"),
+                            help="folder for <dataset>.pt and its card (codecs/classifier is the committed one)")
+    classifier.add_argument("--force", action="store_true", help="allow replacing the committed classifier")
+    classifier.add_argument("--network", choices=sorted(NETWORKS), default=DEFAULT_NETWORK)
+    classifier.add_argument("--epochs", type=int, default=30)
+    classifier.add_argument("--batch-size", type=int, default=128)
+    classifier.add_argument("--lr", type=float, default=0.1)
+    classifier.add_argument("--copies", type=int, default=2, help="re-encoded copies of each train tile")
+    classifier.add_argument("--cache", type=Path, help="folder for the re-encoded copies (default: --out)")
     classifier.add_argument("--seed", type=int, default=0)
     classifier.add_argument("--split-seed", type=int, default=DEFAULT_SEED)
     classifier.add_argument("--threads", type=int, default=0)

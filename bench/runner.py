@@ -21,15 +21,14 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 
-from bench import __version__, metrics
+from bench import __version__
 from bench.codecs import get_codec
-from bench.datasets import DEFAULT_SEED, ImageRecord, load_dataset
-from bench.images import ImageReadError, read_rgb
+from bench.datasets import DEFAULT_SEED, load_dataset
+from bench.measure import LEARNED_BATCH, Task, base_row, evaluate
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import classifier
 from bench.workers import IsolatingPool
@@ -58,21 +57,6 @@ class SweepConfig:
     classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
 
 
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """Images and the (codec, quality) pairs still to measure on each of them.
-
-    Classical codecs get one task per image with all its pairs (the image is
-    read once); learned codecs get one task per (codec, quality) and up to
-    `LEARNED_BATCH` images, which go through the network together.
-    """
-
-    dataset: str
-    records: tuple[ImageRecord, ...]
-    pairs: tuple[tuple[str, float], ...]
-    classify: bool = False  # run the dataset's reference classifier on originals and decoded images
-
-
 @dataclasses.dataclass
 class SweepSummary:
     """What a sweep did."""
@@ -85,133 +69,6 @@ class SweepSummary:
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     datasets: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
-
-
-LEARNED_BATCH = 16
-
-
-Predict = Callable[[list[np.ndarray]], list[str]] | None
-_DECODED = "_decoded"
-
-
-def measure(codec_name: str, image: np.ndarray, quality: float, predict: Predict = None) -> dict:
-    """Encode and decode `image` once; rate, distortion, timing (and predicted class) of the result."""
-    codec = get_codec(codec_name)
-    stage = "encode"
-    try:
-        start = time.perf_counter()
-        data = codec.encode(image, quality)
-        encoded = time.perf_counter()
-        stage = "decode"
-        decoded = codec.decode(data)
-        decode_s = time.perf_counter() - encoded
-        return _row(codec, image, data, decoded, encoded - start, decode_s, predict)
-    except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
-        return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
-
-
-def measure_batch(codec_name: str, images: list[np.ndarray], quality: float, predict: Predict = None) -> list[dict]:
-    """`measure` for equal-size images through the codec's batch path; times are per-image shares.
-
-    Falls back to one image at a time when the batch fails, so one bad image
-    cannot cost the others their rows.
-    """
-    codec = get_codec(codec_name)
-    try:
-        start = time.perf_counter()
-        streams = codec.encode_batch(images, quality)
-        encoded = time.perf_counter()
-        decoded = codec.decode_batch(streams)
-        share_encode, share_decode = (encoded - start) / len(images), (time.perf_counter() - encoded) / len(images)
-        return [_row(codec, i, s, d, share_encode, share_decode, predict) for i, s, d in zip(images, streams, decoded)]
-    except Exception:
-        return [measure(codec_name, image, quality, predict) for image in images]
-
-
-def _row(codec, image, data: bytes, decoded, encode_s: float, decode_s: float, predict: Predict) -> dict:
-    stage = "decode"
-    try:
-        if decoded.shape != image.shape or decoded.dtype != np.uint8:
-            raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {image.shape} uint8")
-        stage = "header_size"
-        header = codec.header_size(data)
-        stage = "metrics"
-        row = {
-            "bytes": len(data),
-            "header_bytes": header,
-            "bpp": metrics.bpp(len(data), image.shape),
-            "bpp_payload": metrics.bpp(len(data) - header, image.shape),
-            "mse": metrics.mse(image, decoded),
-            "psnr": metrics.psnr(image, decoded),
-            "ssim": metrics.ssim(image, decoded),
-            "ms_ssim": metrics.ms_ssim(image, decoded),
-            "encode_s": encode_s,
-            "decode_s": decode_s,
-        }
-        if predict is not None:
-            row[_DECODED] = decoded  # classified per task in one batch, then dropped (see `evaluate`)
-        return row
-    except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
-        return {"error": f"{stage}: {type(exc).__name__}: {exc}"}
-
-
-def _base(task: Task, record: ImageRecord) -> dict:
-    return {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split}
-
-
-def evaluate(task: Task) -> list[dict]:
-    """Rows for every image × pair of `task` (error rows when an image cannot be read)."""
-    rows, same_size = [], {}
-    for record in task.records:
-        base = _base(task, record)
-        try:
-            image, note = read_rgb(record.path)
-        except ImageReadError as exc:
-            rows += [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
-            continue
-        base.update(height=image.shape[0], width=image.shape[1], note=note or None)
-        same_size.setdefault(image.shape, []).append((base, image))
-    model = classifier.load(task.dataset) if task.classify and same_size else None
-    predict = model.predict if model is not None else None
-    if model is not None:
-        for group in same_size.values():
-            labels = model.predict_remembered([base["image"] for base, _ in group], [image for _, image in group])
-            for (base, _), label in zip(group, labels):
-                base["predicted_original"] = label
-    for codec_name, quality in task.pairs:
-        codec = get_codec(codec_name)
-        for group in same_size.values():
-            images = [image for _, image in group]
-            if codec.encode_batch is not None and len(images) > 1:
-                measured = measure_batch(codec_name, images, quality, predict)
-            else:
-                measured = [measure(codec_name, image, quality, predict) for image in images]
-            rows += [
-                {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **values}
-                for (base, _), values in zip(group, measured)
-            ]
-    if predict is not None:
-        _classify_decoded(rows, predict)
-    return rows
-
-
-def _classify_decoded(rows: list[dict], predict: Predict) -> None:
-    """Fill ``predicted`` from the decoded images the rows carry, one network pass per image size."""
-    carrying = [row for row in rows if _DECODED in row]
-    by_shape: dict[tuple, list[dict]] = {}
-    for row in carrying:
-        by_shape.setdefault(row[_DECODED].shape, []).append(row)
-    for group in by_shape.values():
-        try:
-            labels = predict([row[_DECODED] for row in group])
-        except Exception as exc:  # the measurements stand; only the prediction is missing
-            labels = [None] * len(group)
-            for row in group:
-                row["note"] = "; ".join(filter(None, [row.get("note"), f"classify: {type(exc).__name__}: {exc}"]))
-        for row, label in zip(group, labels):
-            row["predicted"] = label
-    for row in carrying:
-        del row[_DECODED]
 
 
 def _error_key(row: dict) -> str:
@@ -236,7 +93,7 @@ def _single_items(task: Task) -> list[Task]:
 
 def _failure_rows(task: Task, reason: str) -> list[dict]:
     return [
-        {**_base(task, record), "codec": codec, "quality": quality, "codec_version": get_codec(codec).version,
+        {**base_row(task, record), "codec": codec, "quality": quality, "codec_version": get_codec(codec).version,
          "error": reason}
         for record in task.records for codec, quality in task.pairs
     ]  # fmt: skip

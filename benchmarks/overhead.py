@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from bench import metrics
+from bench import measure, metrics
 from bench import runner as runner_module
 from bench.codecs import get_codec
 from bench.datasets import load_dataset
@@ -66,13 +66,13 @@ def bare_loop(paths: list[Path], codec_names: list[str]) -> dict[str, float]:
 
     for path in paths:
         image, _ = timed("read", read_rgb, path)
+        reference = timed("prepare", metrics.prepare, image)
         for codec in map(get_codec, codec_names):
             for quality in codec.qualities:
                 data = timed(f"{codec.name} encode", codec.encode, image, quality)
                 decoded = timed(f"{codec.name} decode", codec.decode, data)
                 timed("header_size", codec.header_size, data)
-                for name in ("mse", "psnr", "ssim", "ms_ssim"):
-                    timed(name, getattr(metrics, name), image, decoded)
+                timed("metrics", metrics.measure, reference, decoded)
     return {stage: 1000 * seconds[stage] / calls[stage] for stage in seconds}
 
 
@@ -91,11 +91,11 @@ def harness_only(paths: list[Path], limit: int | None, codec_names: list[str]) -
     """
     image, _ = read_rgb(paths[0])
     codec = get_codec(codec_names[0])
-    values = runner_module.measure(codec.name, image, codec.qualities[0])
+    values = measure.measure(codec.name, metrics.prepare(image), codec.qualities[0]).values
 
-    def replay(task: runner_module.Task) -> list[dict]:
+    def replay(task: measure.Task) -> list[dict]:
         return [
-            {**runner_module._base(task, record), "height": image.shape[0], "width": image.shape[1], "codec": name,
+            {**measure.base_row(task, record), "height": image.shape[0], "width": image.shape[1], "codec": name,
              "quality": quality, "codec_version": get_codec(name).version, **values}
             for record in task.records for name, quality in task.pairs
         ]  # fmt: skip

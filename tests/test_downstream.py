@@ -53,7 +53,7 @@ def test_rows_carry_predictions_and_points_carry_test_scores(toy_classifier, tmp
 
 
 def test_originals_are_classified_once_per_process(toy_classifier, monkeypatch):
-    from bench.runner import Task, evaluate
+    from bench.measure import Task, evaluate
 
     batches = []
     predict = classifier.Classifier.predict

@@ -229,7 +229,8 @@ def test_runner_batches_learned_codecs(codec, tmp_path, monkeypatch):
     from bench import codecs as registry
     from bench.datasets import load_dataset
     from bench.images import read_rgb
-    from bench.runner import LEARNED_BATCH, SweepConfig, plan, sweep
+    from bench.measure import LEARNED_BATCH
+    from bench.runner import SweepConfig, plan, sweep
     from bench.runner import SweepSummary
     from bench.store import ResultStore
     from bench.tables import results

@@ -1,0 +1,162 @@
+"""Measuring: one task's images through its (codec, quality) pairs, to result rows.
+
+Runs inside worker processes (local or Dask): only a `Task` (paths and
+names) goes in and plain row dicts come out. Each original is read and
+prepared for the metrics once (`bench.metrics.prepare`) and shared by all
+its pairs; decoded images stay here, classified in one network pass per
+image size, and never travel in a row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from bench import metrics
+from bench.codecs import get_codec
+from bench.datasets import ImageRecord
+from bench.images import ImageReadError, read_rgb
+from bench.tasks import classifier
+
+Predict = Callable[[list[np.ndarray]], list[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Images and the (codec, quality) pairs still to measure on each of them.
+
+    Classical codecs get one task per image with all its pairs (the image is
+    read once); learned codecs get one task per (codec, quality) and up to
+    `LEARNED_BATCH` images, which go through the network together.
+    """
+
+    dataset: str
+    records: tuple[ImageRecord, ...]
+    pairs: tuple[tuple[str, float], ...]
+    classify: bool = False  # run the dataset's reference classifier on originals and decoded images
+
+
+LEARNED_BATCH = 16
+
+
+@dataclasses.dataclass
+class Measured:
+    """One encode/decode of one image: its row values, and the decoded image (None after an error)."""
+
+    values: dict
+    decoded: np.ndarray | None = None
+
+
+def measure(codec_name: str, reference: metrics.Reference, quality: float) -> Measured:
+    """Encode and decode the original once; rate, distortion and timing of the result."""
+    codec = get_codec(codec_name)
+    stage = "encode"
+    try:
+        start = time.perf_counter()
+        data = codec.encode(reference.image, quality)
+        encoded = time.perf_counter()
+        stage = "decode"
+        decoded = codec.decode(data)
+        return _measured(codec, reference, data, decoded, encoded - start, time.perf_counter() - encoded)
+    except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
+        return Measured({"error": f"{stage}: {type(exc).__name__}: {exc}"})
+
+
+def measure_batch(codec_name: str, references: list[metrics.Reference], quality: float) -> list[Measured]:
+    """`measure` for equal-size images through the codec's batch path; times are per-image shares.
+
+    Falls back to one image at a time when the batch fails, so one bad image
+    cannot cost the others their rows.
+    """
+    codec = get_codec(codec_name)
+    try:
+        start = time.perf_counter()
+        streams = codec.encode_batch([r.image for r in references], quality)
+        encoded = time.perf_counter()
+        decoded = codec.decode_batch(streams)
+        encode_s, decode_s = (encoded - start) / len(references), (time.perf_counter() - encoded) / len(references)
+        return [_measured(codec, r, s, d, encode_s, decode_s) for r, s, d in zip(references, streams, decoded)]
+    except Exception:
+        return [measure(codec_name, reference, quality) for reference in references]
+
+
+def _measured(codec, reference: metrics.Reference, data: bytes, decoded, encode_s: float, decode_s: float) -> Measured:
+    stage = "decode"
+    try:
+        if decoded.shape != reference.shape or decoded.dtype != np.uint8:
+            raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {reference.shape} uint8")
+        stage = "header_size"
+        header = codec.header_size(data)
+        stage = "metrics"
+        values = {
+            "bytes": len(data),
+            "header_bytes": header,
+            "bpp": metrics.bpp(len(data), reference.shape),
+            "bpp_payload": metrics.bpp(len(data) - header, reference.shape),
+            **metrics.measure(reference, decoded),
+            "encode_s": encode_s,
+            "decode_s": decode_s,
+        }
+        return Measured(values, decoded)
+    except Exception as exc:  # any codec or metric failure becomes an error row, the sweep goes on
+        return Measured({"error": f"{stage}: {type(exc).__name__}: {exc}"})
+
+
+def base_row(task: Task, record: ImageRecord) -> dict:
+    return {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split}
+
+
+def evaluate(task: Task) -> list[dict]:
+    """Rows for every image × pair of `task` (error rows when an image cannot be read)."""
+    rows, by_size = [], {}
+    for record in task.records:
+        base = base_row(task, record)
+        try:
+            image, note = read_rgb(record.path)
+        except ImageReadError as exc:
+            rows += [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
+            continue
+        base.update(height=image.shape[0], width=image.shape[1], note=note or None)
+        by_size.setdefault(image.shape, []).append((base, metrics.prepare(image)))
+    model = classifier.load(task.dataset) if task.classify and by_size else None
+    if model is not None:
+        for group in by_size.values():
+            labels = model.predict_remembered([base["image"] for base, _ in group], [r.image for _, r in group])
+            for (base, _), label in zip(group, labels):
+                base["predicted_original"] = label
+    decoded_rows = []
+    for codec_name, quality in task.pairs:
+        codec = get_codec(codec_name)
+        for group in by_size.values():
+            references = [reference for _, reference in group]
+            if codec.encode_batch is not None and len(references) > 1:
+                measured = measure_batch(codec_name, references, quality)
+            else:
+                measured = [measure(codec_name, reference, quality) for reference in references]
+            for (base, _), result in zip(group, measured):
+                row = {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **result.values}
+                rows.append(row)
+                if result.decoded is not None:
+                    decoded_rows.append((row, result.decoded))
+    if model is not None:
+        _classify(decoded_rows, model.predict)
+    return rows
+
+
+def _classify(decoded_rows: list[tuple[dict, np.ndarray]], predict: Predict) -> None:
+    """Fill each row's ``predicted`` from its decoded image, one network pass per image size."""
+    by_shape: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
+    for row, decoded in decoded_rows:
+        by_shape.setdefault(decoded.shape, []).append((row, decoded))
+    for group in by_shape.values():
+        try:
+            labels = predict([decoded for _, decoded in group])
+        except Exception as exc:  # the measurements stand; only the prediction is missing
+            labels = [None] * len(group)
+            for row, _ in group:
+                row["note"] = "; ".join(filter(None, [row.get("note"), f"classify: {type(exc).__name__}: {exc}"]))
+        for (row, _), label in zip(group, labels):
+            row["predicted"] = label
