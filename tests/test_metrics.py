@@ -31,7 +31,7 @@ def test_ssim_of_constant_images_is_the_luminance_term():
     c1 = (0.01 * 255) ** 2
     expected = (2 * a * b + c1) / (a * a + b * b + c1)
     value = metrics.ssim(np.full((32, 32, 3), a, np.uint8), np.full((32, 32, 3), b, np.uint8))
-    assert value == pytest.approx(expected, rel=1e-9)
+    assert value == pytest.approx(expected, rel=1e-7)  # float32 filtering (see bench.metrics)
 
 
 def test_ssim_identical_is_one_and_falls_with_noise(tiles):
@@ -99,11 +99,13 @@ def _jpeg(image, quality):
     return np.asarray(imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(image, level=quality)))
 
 
-def _agrees(reference, test):
+def _agrees(reference, test, tolerance=1e-6):
+    """Within 1e-6 everywhere (flat or shifted synthetic images: ~2e-7 from float32 filtering); real
+    decoded images are tested tighter: their errors are small, and so are the float32 terms (see bench.metrics)."""
     values = metrics.measure(reference, test)
-    assert values["ssim"] == pytest.approx(_skimage_ssim(reference, test), abs=1e-9)
+    assert values["ssim"] == pytest.approx(_skimage_ssim(reference, test), abs=tolerance)
     if min(reference.shape[:2]) >= metrics.MS_SSIM_MIN_SIDE:
-        assert values["ms_ssim"] == pytest.approx(_pytorch_ms_ssim(reference, test), abs=1e-9)
+        assert values["ms_ssim"] == pytest.approx(_pytorch_ms_ssim(reference, test), abs=tolerance)
     else:
         assert math.isnan(values["ms_ssim"])
 
@@ -111,7 +113,7 @@ def _agrees(reference, test):
 @pytest.mark.parametrize("quality", [5, 50, 95])
 def test_fused_ssim_agrees_with_scikit_image_on_real_tiles(tiles, quality):
     for tile in tiles:
-        _agrees(tile, _jpeg(tile, quality))
+        _agrees(tile, _jpeg(tile, quality), tolerance=1e-7)
 
 
 @pytest.mark.parametrize("quality", [10, 90])
@@ -120,7 +122,7 @@ def test_fused_ssim_and_ms_ssim_agree_on_kodak(shared_datasets, quality):
 
     for name in ("kodim01.png", "kodim05.png", "kodim23.png"):
         image, _ = read_rgb(shared_datasets / "kodak" / name)
-        _agrees(image, _jpeg(image, quality))
+        _agrees(image, _jpeg(image, quality), tolerance=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -135,10 +137,13 @@ def test_fused_metrics_agree_on_random_images_at_every_size_edge(shape):
     _agrees(image, image)
 
 
-def test_fused_metrics_agree_on_flat_images():
+def test_fused_metrics_agree_on_flat_and_shifted_images():
     flat, other = np.full((170, 180, 3), 77, np.uint8), np.full((170, 180, 3), 90, np.uint8)
     _agrees(flat, other)
     _agrees(flat, flat)
+    _agrees(flat, flat + 150)  # a pure shift: exactly what float32 filtering of e would cancel badly
+    image = np.random.default_rng(3).integers(0, 100, (170, 180, 3), dtype=np.uint8)
+    _agrees(image, image + 100)
 
 
 def test_a_prepared_original_gives_the_same_values_for_every_decoded_version(tiles):

@@ -25,8 +25,9 @@ def test_psnr_and_ssim_are_symmetric_and_bounded(image, data):
         assert math.isnan(metrics.ssim(image, other))
     else:
         value = metrics.ssim(image, other)
-        assert -1.0 <= value <= 1.0 + 1e-9
-        assert math.isclose(value, metrics.ssim(other, image), rel_tol=1e-9, abs_tol=1e-12)
+        assert -1.0 <= value <= 1.0 + 1e-6
+        # symmetric in exact arithmetic; the fused SSIM filters the error in float32 (see bench.metrics)
+        assert math.isclose(value, metrics.ssim(other, image), abs_tol=1e-6)
 
 
 @settings(max_examples=25, deadline=None)

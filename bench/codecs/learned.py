@@ -241,11 +241,14 @@ def header_size(data: bytes) -> int:
 
 
 def _library_version(arch: str) -> str:
-    from bench.codecs.compressai_compat import import_compressai
+    # From the installed distributions' metadata, not by importing them: `bench codecs`, `report` and
+    # classical sweeps must not pay torch's and CompressAI's import (~5 s). A broken install that
+    # imports badly still fails loudly, at the first encode, as error rows naming the exception.
+    from importlib import metadata, util
 
-    import torch
-
-    compressai = import_compressai()
+    for module, distribution in (("torch", "torch"), ("compressai", "compressai")):
+        if util.find_spec(module) is None:
+            raise ImportError(f"{distribution} is not installed")
     found = checkpoints.resolve(arch)
     if not found:
         raise CodecUnavailable(
@@ -254,7 +257,8 @@ def _library_version(arch: str) -> str:
         )
     sources = sorted({c.source for c in found.values()})
     weights = ", ".join(f"q{q}: {c.path.name} ({c.sha256[:8]})" for q, c in sorted(found.items()))
-    return f"compressai {compressai.__version__}, torch {torch.__version__}; {'/'.join(sources)} weights {weights}"
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("compressai", "torch"))
+    return f"{versions}; {'/'.join(sources)} weights {weights}"
 
 
 def make_codec(arch: Architecture) -> Codec:
