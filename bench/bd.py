@@ -1,115 +1,164 @@
-"""Bjøntegaard-delta metrics of every codec against an anchor, from aggregate tables.
+"""Bjøntegaard-delta metrics of every codec against an anchor, in both rate views, from aggregate tables.
 
-Computed with the `bjontegaard` package using piecewise cubic (PCHIP)
-interpolation, as JVET's common test conditions do, and only over the range
-where the two curves overlap; a codec whose curve does not overlap the
-anchor's (or shares less than `MIN_OVERLAP` of it) gets NaN, reported as "no
-overlap", never an extrapolated number.
+Computed with the `bjontegaard` package, piecewise cubic (PCHIP, as the
+HEVC/VVC common test conditions; Akima on request), each delta over the
+common interval of its own axis:
+
+- BD-rate (% rate at equal quality) integrates log-rate over the quality
+  interval the two curves share;
+- BD-quality (Δ quality at equal rate) integrates quality over the shared
+  log-rate interval.
+
+The two are independent: a learned curve that lies inside JPEG's PSNR range
+but at a tenth of its rate has a BD-rate and no BD-PSNR. A delta is refused
+(NaN, with the reason in its note) only when its common interval is empty or
+shorter than a stated minimum (`MIN_QUALITY_SPAN` of the quality axis,
+`MIN_LOG_RATE_SPAN` of log-rate), never extrapolated. The table reports the
+common interval as a fraction of the tested curve's own range, and how many
+points were dropped to make each curve monotone.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 
+from bench.metrics import METRICS
+
 DEFAULT_ANCHOR = "jpeg"
-MIN_OVERLAP = 0.2
-"""Curves sharing less than this fraction of their quality (or rate) range get NaN ("no overlap"):
-a delta averaged over a sliver of the curves says little."""
-METHOD = "pchip"
+METHODS = ("pchip", "akima")
+DEFAULT_METHOD = "pchip"
+RATES = ("bpp", "bpp_payload")
+"""The two rate views: whole file (headline) and payload (headers a tile-based system agrees once left out)."""
+MIN_QUALITY_SPAN = {**{m.name: m.bd_min_span for m in METRICS.values() if m.bd_axis}, "accuracy": 0.01}
+"""Shortest common quality interval a BD-rate is computed over, per quality axis (dB for PSNR)."""
+MIN_LOG_RATE_SPAN = math.log(1.1)
+"""Shortest common rate interval a BD-quality is computed over: the highest common rate ≥ 1.1 × the lowest."""
 WINNER_RATES = (0.5, 1.0, 2.0)
 """bpp at which the report names the best codec (low, medium, high rate)."""
 
 
-def _monotone(rate: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points sorted by rate, keeping only those where both rate and metric strictly increase.
+def monotone(rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Points sorted by rate, keeping only those where both rate and quality strictly increase; and how many went.
 
     Rate control can return the same size for two settings (JPEG 2000's
-    lowest targets on small tiles), and interpolation needs strictly
-    increasing abscissae.
+    lowest targets on small tiles), accuracy is noisy, and interpolation needs
+    strictly increasing abscissae. Non-finite points are dropped too.
     """
     order = np.argsort(rate, kind="stable")
-    kept_rate, kept_metric = [], []
-    for r, m in zip(rate[order], metric[order]):
-        if not (np.isfinite(r) and np.isfinite(m)) or r <= 0:
+    kept_rate, kept_quality = [], []
+    for r, q in zip(rate[order], quality[order]):
+        if not (np.isfinite(r) and np.isfinite(q)) or r <= 0:
             continue
-        if kept_rate and (r <= kept_rate[-1] or m <= kept_metric[-1]):
+        if kept_rate and (r <= kept_rate[-1] or q <= kept_quality[-1]):
             continue
         kept_rate.append(r)
-        kept_metric.append(m)
-    return np.array(kept_rate), np.array(kept_metric)
+        kept_quality.append(q)
+    dropped = int(np.sum(np.isfinite(rate) & np.isfinite(quality))) - len(kept_rate)
+    return np.array(kept_rate), np.array(kept_quality), dropped
 
 
-def overlap(anchor: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], along: int) -> float:
-    """Length of the common interval of the two curves along rate (0) or metric (1), relative to their union."""
-    a, t = anchor[along], test[along]
-    if along == 0:
-        a, t = np.log(a), np.log(t)
-    common = min(a.max(), t.max()) - max(a.min(), t.min())
-    union = max(a.max(), t.max()) - min(a.min(), t.min())
-    return max(common, 0.0) / union if union > 0 else 0.0
+def _common(anchor: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    """Length of the common interval of two point sets, and that length as a fraction of `test`'s own range."""
+    length = min(anchor.max(), test.max()) - max(anchor.min(), test.min())
+    own = test.max() - test.min()
+    return length, (max(length, 0.0) / own if own > 0 else 0.0)
 
 
-def bd_pair(anchor_rate, anchor_metric, test_rate, test_metric) -> dict:
-    """BD-rate (%) at equal quality and BD-metric (Δ quality) at equal rate; NaN without overlap."""
+def bd_pair(anchor_rate, anchor_quality, test_rate, test_quality, *, min_quality_span: float,
+            method: str = DEFAULT_METHOD) -> dict:  # fmt: skip
+    """BD-rate (%, negative = fewer bits) and BD-quality (Δ at equal rate) of `test` against `anchor`.
+
+    Returns ``bd_rate_pct``, ``bd_quality``, ``note_rate``/``note_quality``
+    (why a value is NaN, else ""), ``coverage_quality``/``coverage_rate``
+    (common interval / the test curve's own range) and ``dropped`` (points
+    removed from either curve to make it monotone).
+    """
     import bjontegaard
 
-    anchor = _monotone(np.asarray(anchor_rate, float), np.asarray(anchor_metric, float))
-    test = _monotone(np.asarray(test_rate, float), np.asarray(test_metric, float))
-    out = {"bd_rate": np.nan, "bd_metric": np.nan, "overlap": 0.0}
-    if len(anchor[0]) < 2 or len(test[0]) < 2:
+    if method not in METHODS:
+        raise ValueError(f"unknown BD method {method!r}; valid: {', '.join(METHODS)}")
+    a_rate, a_quality, a_dropped = monotone(np.asarray(anchor_rate, float), np.asarray(anchor_quality, float))
+    t_rate, t_quality, t_dropped = monotone(np.asarray(test_rate, float), np.asarray(test_quality, float))
+    out = {"bd_rate_pct": math.nan, "bd_quality": math.nan, "note_rate": "", "note_quality": "",
+           "coverage_quality": 0.0, "coverage_rate": 0.0, "dropped": a_dropped + t_dropped}  # fmt: skip
+    if len(a_rate) < 2 or len(t_rate) < 2:
+        which = "anchor" if len(a_rate) < 2 else "codec"
+        out["note_rate"] = out["note_quality"] = f"{which} curve has fewer than 2 monotone points"
         return out
-    out["overlap"] = overlap(anchor, test, along=1)
+    quality_span, out["coverage_quality"] = _common(a_quality, t_quality)
+    rate_span, out["coverage_rate"] = _common(np.log(a_rate), np.log(t_rate))
+    kwargs = dict(method=method, require_matching_points=False, min_overlap=0)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # overlap is reported in the table instead
-        kwargs = dict(method=METHOD, require_matching_points=False, min_overlap=0)
-        if out["overlap"] >= MIN_OVERLAP:
-            out["bd_rate"] = float(bjontegaard.bd_rate(*anchor, *test, **kwargs))
-        if overlap(anchor, test, along=0) >= MIN_OVERLAP:
-            out["bd_metric"] = float(bjontegaard.bd_psnr(*anchor, *test, **kwargs))
+        warnings.simplefilter("ignore")  # coverage is reported in the table instead
+        if quality_span <= 0:
+            out["note_rate"] = "no common quality interval"
+        elif quality_span < min_quality_span:
+            out["note_rate"] = f"common quality interval {quality_span:.3g} < {min_quality_span:g}"
+        else:
+            out["bd_rate_pct"] = float(bjontegaard.bd_rate(a_rate, a_quality, t_rate, t_quality, **kwargs))
+        if rate_span <= 0:
+            out["note_quality"] = "no common rate interval"
+        elif rate_span < MIN_LOG_RATE_SPAN:
+            out["note_quality"] = f"common rate interval ×{math.exp(rate_span):.3f} < ×{math.exp(MIN_LOG_RATE_SPAN):.1f}"
+        else:
+            out["bd_quality"] = float(bjontegaard.bd_psnr(a_rate, a_quality, t_rate, t_quality, **kwargs))
     return out
 
 
-def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, rate: str = "bpp") -> pd.DataFrame:
-    """One row per dataset × codec: BD-rate/BD-PSNR and BD-rate/BD-SSIM against `anchor`.
+BD_COLUMNS = ["dataset", "codec", "anchor", "rate", "quality_axis", "bd_rate_pct", "bd_quality", "coverage_quality",
+              "coverage_rate", "dropped", "note_rate", "note_quality"]  # fmt: skip
 
-    Columns: ``bd_rate_psnr`` (% rate change at equal PSNR, negative = fewer
-    bits), ``bd_psnr`` (dB at equal rate), ``bd_rate_ssim`` (% at equal SSIM),
-    ``bd_ssim`` (Δ SSIM at equal rate), ``bd_accuracy`` (Δ top-1 accuracy at
-    equal rate, when downstream accuracy was measured), ``overlap_psnr``
-    (fraction of the PSNR range the curves share). NaN where the curves do not
-    overlap. Accuracy is not monotone in rate, so its curve keeps only the
-    points where both rate and accuracy increase.
+
+def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, *, method: str = DEFAULT_METHOD) -> pd.DataFrame:
+    """Tidy BD table: one row per dataset × codec × rate view × quality axis, against `anchor`.
+
+    Quality axes: every registered metric with ``bd_axis`` that the run
+    measured, and ``accuracy`` where downstream accuracy was measured (not
+    monotone in rate: its curve keeps the points where both increase).
     """
     rows = []
     for dataset, per_dataset in summary.groupby("dataset", sort=False):
         reference = per_dataset[per_dataset["codec"] == anchor]
         if reference.empty:
             continue
+        axes = [axis for axis in MIN_QUALITY_SPAN if axis in per_dataset and per_dataset[axis].notna().any()]
         for codec, curve in per_dataset.groupby("codec", sort=False):
             if codec == anchor:
                 continue
-            psnr = bd_pair(reference[rate], reference["psnr"], curve[rate], curve["psnr"])
-            ssim = bd_pair(reference[rate], reference["ssim"], curve[rate], curve["ssim"])
-            accuracy = (
-                bd_pair(reference[rate], reference["accuracy"], curve[rate], curve["accuracy"])
-                if "accuracy" in curve and curve["accuracy"].notna().any() else {"bd_metric": np.nan}
-            )  # fmt: skip
-            rows.append({
-                "dataset": dataset, "codec": codec, "anchor": anchor,
-                "bd_rate_psnr": psnr["bd_rate"], "bd_psnr": psnr["bd_metric"],
-                "bd_rate_ssim": ssim["bd_rate"], "bd_ssim": ssim["bd_metric"],
-                "bd_accuracy": accuracy["bd_metric"], "overlap_psnr": psnr["overlap"],
-            })  # fmt: skip
-    return pd.DataFrame(rows, columns=[
-        "dataset", "codec", "anchor", "bd_rate_psnr", "bd_psnr", "bd_rate_ssim", "bd_ssim", "bd_accuracy",
-        "overlap_psnr",
-    ])  # fmt: skip
+            for rate in RATES:
+                for axis in axes:
+                    delta = bd_pair(reference[rate], reference[axis], curve[rate], curve[axis],
+                                    min_quality_span=MIN_QUALITY_SPAN[axis], method=method)  # fmt: skip
+                    rows.append({"dataset": dataset, "codec": codec, "anchor": anchor, "rate": rate,
+                                 "quality_axis": axis, **delta})  # fmt: skip
+    return pd.DataFrame(rows, columns=BD_COLUMNS)
 
 
-def winners(summary: pd.DataFrame, rates: tuple[float, ...] = WINNER_RATES, metric: str = "psnr") -> pd.DataFrame:
+def headline(bd: pd.DataFrame, dataset: str | None = None) -> pd.Series:
+    """PSNR BD-rates (%) on whole-file bpp, by codec: the number a reader (and the gate) quotes."""
+    rows = bd[(bd["rate"] == "bpp") & (bd["quality_axis"] == "psnr")]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    return rows.set_index("codec")["bd_rate_pct"]
+
+
+def strongest_classical(bd: pd.DataFrame, summary: pd.DataFrame, dataset: str, rate: str = "bpp") -> str | None:
+    """The classical codec of `dataset` with the lowest PSNR BD-rate against the anchor in `rate` (or the anchor)."""
+    classical = set(summary.loc[(summary["dataset"] == dataset) & (summary["family"] == "classical"), "codec"])
+    rows = bd[(bd["dataset"] == dataset) & (bd["rate"] == rate) & (bd["quality_axis"] == "psnr")
+              & bd["codec"].isin(classical) & bd["bd_rate_pct"].notna()]  # fmt: skip
+    if not rows.empty and rows["bd_rate_pct"].min() < 0:
+        return str(rows.loc[rows["bd_rate_pct"].idxmin(), "codec"])
+    anchors = bd.loc[bd["dataset"] == dataset, "anchor"]
+    return str(anchors.iloc[0]) if len(anchors) else None
+
+
+def winners(summary: pd.DataFrame, rates: tuple[float, ...] = WINNER_RATES, metric: str = "psnr",
+            rate: str = "bpp") -> pd.DataFrame:  # fmt: skip
     """Per dataset and target rate, every codec whose curve reaches it, best first.
 
     `metric` at the target is interpolated linearly in log-rate between the
@@ -120,9 +169,9 @@ def winners(summary: pd.DataFrame, rates: tuple[float, ...] = WINNER_RATES, metr
     for dataset, per_dataset in summary.groupby("dataset", sort=False):
         for target in rates:
             for codec, curve in per_dataset.groupby("codec", sort=False):
-                r, m = _monotone(curve["bpp"].to_numpy(float), curve[metric].to_numpy(float))
+                r, m, _ = monotone(curve[rate].to_numpy(float), curve[metric].to_numpy(float))
                 if len(r) >= 2 and r[0] <= target <= r[-1]:
                     value = float(np.interp(np.log(target), np.log(r), m))
-                    rows.append({"dataset": dataset, "bpp": target, "codec": codec, metric: value})
-    table = pd.DataFrame(rows, columns=["dataset", "bpp", "codec", metric])
+                    rows.append({"dataset": dataset, "rate": rate, "bpp": target, "codec": codec, metric: value})
+    table = pd.DataFrame(rows, columns=["dataset", "rate", "bpp", "codec", metric])
     return table.sort_values(["dataset", "bpp", metric], ascending=[True, True, False]).reset_index(drop=True)

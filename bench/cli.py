@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.bd import DEFAULT_ANCHOR
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD as DEFAULT_BD_METHOD, METHODS as BD_METHODS
 from bench.codecs import CODECS
 from bench.store import DB_NAME
 from bench.tasks.classifier import DEFAULT_NETWORK, NETWORKS
@@ -63,9 +63,7 @@ def _check_datasets(names: Sequence[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.reports import write_reports
     from bench.runner import RunLocked, SweepConfig, sweep
-    from bench.tables import write_tables
 
     if args.weights_dir:
         from bench.codecs import checkpoints, refresh_learned
@@ -101,9 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed ({count} rows): {error}")
     if len(summary.errors) > MAX_ERRORS_PRINTED:
         print(f"  … {len(summary.errors) - MAX_ERRORS_PRINTED} more kinds of failure in the report's Failures section")
-    paths = write_tables(out, args.anchor)
-    if not args.no_report:
-        paths.update(write_reports(out, args.anchor))
+    paths = _write_outputs(out, args, report=not args.no_report)
     print(f"results in {out}/: {DB_NAME}, " + ", ".join(p.name for p in paths.values()))
     return 0
 
@@ -163,11 +159,8 @@ def _load_or_usage_error(name: str, data_dir: Path | None):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.reports import write_reports
-    from bench.tables import write_tables
-
     run = _run_dir(args.run)
-    paths = {**write_tables(run, args.anchor), **write_reports(run, args.anchor)}
+    paths = _write_outputs(run, args)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -314,6 +307,27 @@ def cmd_latent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
+    parser.add_argument("--bd-method", choices=BD_METHODS, default=DEFAULT_BD_METHOD,
+                        help="interpolation of BD deltas (pchip: the HEVC/VVC common test conditions)")
+    parser.add_argument("--include-seen", action="store_true",
+                        help="keep images a committed model trained or was selected on in means and scores")
+
+
+def _write_outputs(run: Path, args: argparse.Namespace, report: bool = True) -> dict[str, Path]:
+    """Tables (and reports) of `run`, with the warnings a reader must see on the terminal too."""
+    from bench.reports import write_reports
+    from bench.tables import aggregate, results, small_samples, write_tables
+
+    paths = write_tables(run, args.anchor, args.bd_method, include_seen=args.include_seen)
+    if report:
+        paths.update(write_reports(run, args.anchor, args.bd_method, include_seen=args.include_seen))
+    for warning in small_samples(aggregate(results(run), include_seen=args.include_seen)):
+        print(f"warning: {warning}", file=sys.stderr)
+    return paths
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -339,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
     run.add_argument("--no-classify", action="store_true",
                      help="skip downstream accuracy (on by default for labelled datasets with a classifier)")  # fmt: skip
-    run.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
+    _add_report_options(run)
     run.set_defaults(handler=cmd_run)
 
     codecs = commands.add_parser("codecs", help="list codecs, availability, versions and default sweeps")
@@ -431,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     report.add_argument("run", help="run directory (the --out of `run`)")
-    report.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
+    _add_report_options(report)
     report.set_defaults(handler=cmd_report)
     return parser
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.bd import DEFAULT_ANCHOR, bd_table
+from bench.bd import DEFAULT_ANCHOR, bd_table, headline
 from bench.files import write_text
 from bench.store import DB_NAME, ResultStore
 from bench.tables import aggregate, results
@@ -86,7 +86,7 @@ def make_baseline(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
     if summary["accuracy"].notna().any():
         columns.append("accuracy")
     points = summary[columns].to_dict("records")
-    bd = bd_table(summary, anchor)[["codec", "bd_rate_psnr"]].to_dict("records")
+    bd = [{"codec": codec, "bd_rate_psnr": value} for codec, value in headline(bd_table(summary, anchor)).items()]
     return {
         **identity, "name": baseline_name(identity), "anchor": anchor, "git_commit": info.get("git_commit"),
         "codec_versions": info.get("codecs", {}), "packages": info.get("packages", {}),
@@ -134,7 +134,7 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
             delta, status = _verdict(metric, base, value, tolerances[metric])
             rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
                          "delta": delta, "status": status})  # fmt: skip
-    current_bd = bd_table(summary, baseline["anchor"]).set_index("codec")["bd_rate_psnr"]
+    current_bd = headline(bd_table(summary, baseline["anchor"]))
     for row in baseline["bd"]:
         value = float(current_bd.get(row["codec"], math.nan))
         delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])

@@ -36,7 +36,7 @@ class Task:
     dataset: str
     records: tuple[ImageRecord, ...]
     pairs: tuple[tuple[str, float], ...]
-    classify: bool = False  # run the dataset's reference classifier on originals and decoded images
+    classifier: str | None = None  # the committed classifier (by name) run on originals and decoded images
 
 
 LEARNED_BATCH = 16
@@ -106,7 +106,8 @@ def _measured(codec, reference: metrics.Reference, data: bytes, decoded, encode_
 
 
 def base_row(task: Task, record: ImageRecord) -> dict:
-    return {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split}
+    return {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split,
+            "seen": int(record.seen)}
 
 
 def evaluate(task: Task) -> list[dict]:
@@ -121,7 +122,7 @@ def evaluate(task: Task) -> list[dict]:
             continue
         base.update(height=image.shape[0], width=image.shape[1], note=note or None)
         by_size.setdefault(image.shape, []).append((base, metrics.prepare(image)))
-    model = classifier.load(task.dataset) if task.classify and by_size else None
+    model = classifier.load(task.classifier) if task.classifier and by_size else None
     if model is not None:
         for group in by_size.values():
             labels = model.predict_remembered([base["image"] for base, _ in group], [r.image for _, r in group])

@@ -265,6 +265,7 @@ class Metric:
         higher_is_better: its direction.
         tolerance: the gate's default tolerated worsening of a point's mean (absolute, in `unit`).
         bd_axis: whether BD-rates are computed against it.
+        bd_min_span: shortest common interval of two curves on this axis that a BD-rate is computed over.
         min_side: shortest image side it is defined for (NaN below it).
         cap: value that replaces +inf in means (PSNR of identical images), None when it cannot be infinite.
     """
@@ -276,6 +277,7 @@ class Metric:
     higher_is_better: bool = True
     tolerance: float = 0.0
     bd_axis: bool = False
+    bd_min_span: float = 0.0
     min_side: int = 1
     cap: float | None = None
 
@@ -284,9 +286,10 @@ METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
         Metric("mse", "MSE", "", _mse, higher_is_better=False),
-        Metric("psnr", "PSNR", "dB", _psnr, tolerance=0.02, bd_axis=True, cap=PSNR_CAP_DB),
-        Metric("ssim", "SSIM", "", _ssim, tolerance=0.0005, bd_axis=True, min_side=SSIM_MIN_SIDE),
-        Metric("ms_ssim", "MS-SSIM", "", _ms_ssim, tolerance=0.0005, bd_axis=True, min_side=MS_SSIM_MIN_SIDE),
+        Metric("psnr", "PSNR", "dB", _psnr, tolerance=0.02, bd_axis=True, bd_min_span=0.5, cap=PSNR_CAP_DB),
+        Metric("ssim", "SSIM", "", _ssim, tolerance=0.0005, bd_axis=True, bd_min_span=0.005, min_side=SSIM_MIN_SIDE),
+        Metric("ms_ssim", "MS-SSIM", "", _ms_ssim, tolerance=0.0005, bd_axis=True, bd_min_span=0.005,
+               min_side=MS_SSIM_MIN_SIDE),
     )
 }
 

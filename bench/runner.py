@@ -88,7 +88,7 @@ def _worker_init() -> None:
 
 
 def _single_items(task: Task) -> list[Task]:
-    return [Task(task.dataset, (record,), (pair,), task.classify) for record in task.records for pair in task.pairs]
+    return [Task(task.dataset, (record,), (pair,), task.classifier) for record in task.records for pair in task.pairs]
 
 
 def _failure_rows(task: Task, reason: str) -> list[dict]:
@@ -164,22 +164,22 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         dataset = load_dataset(dataset_name, config.data_dir)
         records = dataset.select(config.split, config.limit, config.seed)
         summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
-        classify = config.classify and dataset.labelled and classifier.load(dataset.name) is not None
-        summary.datasets[dataset.name] += "; classifier: " + ("yes" if classify else "none")
+        model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
+        summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         done = store.done(dataset.name)
         wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:
-                tasks.append(Task(dataset.name, (record,), pairs, classify))
+                tasks.append(Task(dataset.name, (record,), pairs, model))
         for codec, quality in wanted:  # batchable (learned) codecs: one task per pair and batch of images
             if codec.encode_batch is None:
                 continue
             todo = [r for r in records if (r.id, codec.name, quality) not in done]
             for start in range(0, len(todo), LEARNED_BATCH):
                 batch = tuple(todo[start : start + LEARNED_BATCH])
-                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), classify))
+                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), model))
     return tasks
 
 

@@ -22,6 +22,7 @@ COLUMNS: dict[str, str] = {
     "quality": "REAL NOT NULL",
     "label": "TEXT",
     "split": "TEXT",
+    "seen": "INTEGER",  # 1: a committed model trained or was selected on this image; excluded from scores
     "height": "INTEGER",
     "width": "INTEGER",
     "codec_version": "TEXT",
@@ -41,7 +42,7 @@ COLUMNS: dict[str, str] = {
     "error": "TEXT",
 }
 KEY = ("dataset", "image", "codec", "quality")
-REPRODUCIBLE = (*KEY, "label", "split", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
+REPRODUCIBLE = (*KEY, "label", "split", "seen", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
 
 _SCHEMA = f"""

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.bd import DEFAULT_ANCHOR, bd_table
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, bd_table
 from bench.codecs import CODECS
 from bench.files import atomic_write
-from bench.metrics import PSNR_CAP_DB
+from bench.metrics import METRICS, PSNR_CAP_DB
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import scores
 
@@ -44,67 +44,112 @@ def _mean_ci95(values: pd.Series) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / np.sqrt(n))
 
 
+MIN_SCORED = 100
+"""Fewer unseen labelled images than this behind an accuracy get a warning: its interval is too wide to rank codecs."""
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    # a column in which every row is an error comes back from SQLite as all-None objects
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
 def _summarise(group: pd.DataFrame) -> pd.Series:
     ok = group[group["error"].isna()]
-    psnr = ok["psnr"].clip(upper=PSNR_CAP_DB)  # identical images (inf) count as PSNR_CAP_DB
     out = {
         "n_images": len(ok),
         "n_errors": int(group["error"].notna().sum()),
-        "n_lossless": int(np.isinf(ok["psnr"]).sum()),
-        "bpp": ok["bpp"].mean(),
-        "bpp_payload": ok["bpp_payload"].mean(),
+        "n_lossless": int(np.isinf(_numeric(ok["psnr"])).sum()),
+        "bpp": _numeric(ok["bpp"]).mean(),
+        "bpp_payload": _numeric(ok["bpp_payload"]).mean(),
     }
-    for name, values in (("psnr", psnr), ("ssim", ok["ssim"]), ("ms_ssim", ok["ms_ssim"])):
-        out[name], out[f"{name}_ci95"] = _mean_ci95(values)
+    for metric in METRICS.values():
+        values = _numeric(ok[metric.name])
+        if metric.cap is not None:  # identical images (PSNR +inf) count as the cap, so means stay finite
+            values = values.clip(upper=metric.cap)
+        out[metric.name], out[f"{metric.name}_ci95"] = _mean_ci95(values)
     out.update(_downstream(ok))
-    out["encode_ms"] = 1e3 * ok["encode_s"].mean()
-    out["decode_ms"] = 1e3 * ok["decode_s"].mean()
+    out["encode_ms"] = 1e3 * _numeric(ok["encode_s"]).mean()
+    out["decode_ms"] = 1e3 * _numeric(ok["decode_s"]).mean()
     versions = group["codec_version"].dropna().unique()
     out["codec_version"] = "; ".join(sorted(versions))
     return pd.Series(out)
 
 
-def _downstream(ok: pd.DataFrame) -> dict:
-    """Accuracy, weighted F1 and RDAI over the test-split images that were classified (NaN otherwise).
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion `correct`/`n` (sensible at n = 1 and at 0 or n correct)."""
+    if n == 0:
+        return np.nan, np.nan
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
 
-    Only test images count: the classifier was trained on the train split
-    and selected on val. RDAI uses the same images' mean bpp and PSNR.
+
+def _scored(ok: pd.DataFrame, predicted: str = "predicted") -> pd.DataFrame:
+    """Rows whose accuracy counts: classified, labelled, and not seen by any committed model."""
+    if predicted not in ok:
+        return ok.iloc[:0]
+    return ok[(ok["seen"] != 1) & ok[predicted].notna() & ok["label"].notna()]
+
+
+def _downstream(ok: pd.DataFrame) -> dict:
+    """Accuracy (with its Wilson interval), weighted F1 and RDAI over the unseen classified images (NaN otherwise).
+
+    Unseen: no committed model trained or was selected on the image (test
+    split, unlisted images, any `folder:` dataset). RDAI uses the same images'
+    mean bpp and PSNR.
     """
-    test = ok[(ok["split"] == "test") & ok["predicted"].notna()] if "predicted" in ok else ok.iloc[:0]
-    if test.empty:
-        return {"n_test": 0, "accuracy": np.nan, "f1_weighted": np.nan, "rdai": np.nan}
-    f1 = scores.f1_weighted(test["label"], test["predicted"])
-    psnr = float(test["psnr"].clip(upper=PSNR_CAP_DB).mean())
-    return {
-        "n_test": len(test),
-        "accuracy": scores.accuracy(list(test["label"]), list(test["predicted"])),
-        "f1_weighted": f1,
-        "rdai": scores.rdai(float(test["bpp"].mean()), psnr, f1),
-    }
+    scored = _scored(ok)
+    if scored.empty:
+        return {"n_scored": 0, "accuracy": np.nan, "accuracy_low": np.nan, "accuracy_high": np.nan,
+                "f1_weighted": np.nan, "rdai": np.nan}  # fmt: skip
+    labels, predicted = list(scored["label"]), list(scored["predicted"])
+    accuracy = scores.accuracy(labels, predicted)
+    low, high = wilson_interval(round(accuracy * len(labels)), len(labels))
+    f1 = scores.f1_weighted(labels, predicted)
+    psnr = float(_numeric(scored["psnr"]).clip(upper=PSNR_CAP_DB).mean())
+    return {"n_scored": len(scored), "accuracy": accuracy, "accuracy_low": low, "accuracy_high": high,
+            "f1_weighted": f1, "rdai": scores.rdai(float(_numeric(scored["bpp"]).mean()), psnr, f1)}  # fmt: skip
 
 
 def original_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset: the classifier's accuracy on the original (uncompressed) test images."""
-    if "predicted_original" not in frame:
-        return pd.DataFrame(columns=["dataset", "n_test", "accuracy", "f1_weighted"])
-    test = frame[(frame["split"] == "test") & frame["predicted_original"].notna()].drop_duplicates(["dataset", "image"])
-    rows = [
-        {"dataset": name, "n_test": len(group), "accuracy": scores.accuracy(list(group["label"]), list(group["predicted_original"])),
-         "f1_weighted": scores.f1_weighted(group["label"], group["predicted_original"])}
-        for name, group in test.groupby("dataset", sort=False)
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["dataset", "n_test", "accuracy", "f1_weighted"])
+    """Per dataset: the classifier's accuracy on the unseen original (uncompressed) images."""
+    columns = ["dataset", "n_scored", "accuracy", "accuracy_low", "accuracy_high", "f1_weighted"]
+    originals = _scored(frame, "predicted_original").drop_duplicates(["dataset", "image"])
+    rows = []
+    for name, group in originals.groupby("dataset", sort=False):
+        labels, predicted = list(group["label"]), list(group["predicted_original"])
+        accuracy = scores.accuracy(labels, predicted)
+        low, high = wilson_interval(round(accuracy * len(labels)), len(labels))
+        rows.append({"dataset": name, "n_scored": len(group), "accuracy": accuracy, "accuracy_low": low,
+                     "accuracy_high": high, "f1_weighted": scores.f1_weighted(labels, predicted)})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
-def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset × codec × quality: means with 95% CIs, counts, times.
+def small_samples(summary: pd.DataFrame) -> list[str]:
+    """One warning per dataset whose accuracies rest on fewer than `MIN_SCORED` unseen labelled images."""
+    warnings = []
+    for dataset, group in summary.groupby("dataset", sort=False):
+        scored = group.loc[group["n_scored"] > 0, "n_scored"]
+        if len(scored) and scored.min() < MIN_SCORED:
+            warnings.append(f"{dataset}: accuracy rests on {int(scored.min())} unseen labelled image(s) "
+                            f"(< {MIN_SCORED}); its 95% interval is too wide to rank codecs")  # fmt: skip
+    return warnings
 
-    PSNR means cap infinite values (lossless images) at `PSNR_CAP_DB` so that
-    they stay finite; ``n_lossless`` counts them. Codecs come in registry
-    order, qualities from the coarsest to the finest setting.
+
+def aggregate(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
+    """One row per dataset × codec × quality: means with 95% CIs, counts, times, downstream scores.
+
+    Only images no committed model trained or was selected on count (every
+    codec alike), unless `include_seen`. PSNR means cap infinite values
+    (lossless images) at `PSNR_CAP_DB` so that they stay finite;
+    ``n_lossless`` counts them. Codecs come in registry order, qualities from
+    the coarsest to the finest setting.
     """
+    if not include_seen and "seen" in frame:
+        frame = frame[frame["seen"] != 1]
     if frame.empty:
-        return pd.DataFrame(columns=[*GROUP, "n_images", "n_errors"])
+        return pd.DataFrame(columns=[*GROUP, "n_images", "n_errors", "n_scored", "family"])
     summary = frame.groupby(GROUP, sort=False).apply(_summarise, include_groups=False).reset_index()
     order = {name: i for i, name in enumerate(CODECS)}
     summary["_codec_order"] = summary["codec"].map(lambda name: order.get(name, len(order)))
@@ -113,7 +158,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         columns=["_codec_order", "_quality_order"]
     )
     summary["family"] = summary["codec"].map(lambda name: CODECS[name].family if name in CODECS else "unknown")
-    for column in ("n_images", "n_errors", "n_lossless", "n_test"):
+    for column in ("n_images", "n_errors", "n_lossless", "n_scored"):
         summary[column] = summary[column].astype(int)
     return summary.reset_index(drop=True)
 
@@ -126,12 +171,13 @@ def _quality_rank(codec: str, quality: float) -> float:
     return quality
 
 
-def write_tables(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict[str, Path]:
+def write_tables(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
+                 include_seen: bool = False) -> dict[str, Path]:  # fmt: skip
     """Write results, aggregate and BD tables as CSV and Parquet into `run_dir`; their paths."""
     run_dir = Path(run_dir)
     frame = results(run_dir)
-    summary = aggregate(frame)
-    tables = {"results": frame, "aggregate": summary, "bd": bd_table(summary, anchor)}
+    summary = aggregate(frame, include_seen=include_seen)
+    tables = {"results": frame, "aggregate": summary, "bd": bd_table(summary, anchor, method=method)}
     paths = {}
     for name, table in tables.items():
         for path in (run_dir / f"{name}.csv", run_dir / f"{name}.parquet"):

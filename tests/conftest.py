@@ -30,3 +30,20 @@ def _isolated_data_locations(tmp_path_factory, monkeypatch):
     """No test sees the user's download cache or $BENCH_DATA_DIR unless it asks (`shared_datasets`)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def labelled_folder(tmp_path_factory) -> str:
+    """A `folder:` dataset of 12 real sample tiles per class, for tiny trainings.
+
+    The shipped sample is all test-split tiles (nothing to train on); a folder
+    has no manifest, so it gets its own seeded 70/10/20 split.
+    """
+    import shutil
+
+    root = tmp_path_factory.mktemp("labelled")
+    for class_dir in sorted(p for p in SAMPLE_DIR.iterdir() if p.is_dir()):
+        (root / class_dir.name).mkdir()
+        for path in sorted(class_dir.glob("*.jpg"))[:12]:
+            shutil.copy(path, root / class_dir.name)
+    return f"folder:{root}"

@@ -4,46 +4,98 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.bd import bd_pair, bd_table, winners
+from bench.bd import MIN_LOG_RATE_SPAN, bd_pair, bd_table, headline, strongest_classical, winners
 
 RATE = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
 PSNR = np.array([28.0, 31.0, 34.5, 38.0, 41.0])
 
 
+def _pair(anchor_rate, anchor_quality, test_rate, test_quality, **kwargs):
+    return bd_pair(anchor_rate, anchor_quality, test_rate, test_quality, min_quality_span=0.5, **kwargs)
+
+
 def test_identical_curves_have_zero_deltas():
-    out = bd_pair(RATE, PSNR, RATE, PSNR)
-    assert out["bd_rate"] == pytest.approx(0.0, abs=1e-9) and out["bd_metric"] == pytest.approx(0.0, abs=1e-9)
-    assert out["overlap"] == pytest.approx(1.0)
+    out = _pair(RATE, PSNR, RATE, PSNR)
+    assert out["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9) and out["bd_quality"] == pytest.approx(0.0, abs=1e-9)
+    assert out["coverage_quality"] == pytest.approx(1.0) and out["coverage_rate"] == pytest.approx(1.0)
+    assert out["note_rate"] == out["note_quality"] == "" and out["dropped"] == 0
 
 
 def test_half_the_rate_for_the_same_quality_is_minus_50_percent():
-    assert bd_pair(RATE, PSNR, RATE / 2, PSNR)["bd_rate"] == pytest.approx(-50.0, abs=1e-6)
+    assert _pair(RATE, PSNR, RATE / 2, PSNR)["bd_rate_pct"] == pytest.approx(-50.0, abs=1e-6)
 
 
 def test_one_db_better_everywhere_is_plus_1_db():
-    assert bd_pair(RATE, PSNR, RATE, PSNR + 1)["bd_metric"] == pytest.approx(1.0, abs=1e-9)
+    assert _pair(RATE, PSNR, RATE, PSNR + 1)["bd_quality"] == pytest.approx(1.0, abs=1e-9)
 
 
-def test_curves_that_do_not_overlap_give_nan_not_extrapolation():
-    out = bd_pair(RATE, PSNR, RATE * 100, PSNR + 30)
-    assert math.isnan(out["bd_rate"]) and math.isnan(out["bd_metric"]) and out["overlap"] == 0
+@pytest.mark.parametrize("method", ["pchip", "akima"])
+def test_a_curve_inside_the_anchors_quality_range_at_a_tenth_of_its_rate_has_a_bd_rate_and_no_bd_quality(method):
+    """The learned-codec case: PSNR 29.6–34.0 dB inside JPEG's 28–41 dB, rates far below JPEG's."""
+    inside = np.array([29.6, 31.0, 32.5, 34.0])
+    rate = np.interp(inside, PSNR, RATE) / 10  # exactly a tenth of the anchor's rate at every quality
+    out = _pair(RATE, PSNR, rate, inside, method=method)
+    assert out["bd_rate_pct"] == pytest.approx(-90.0, abs=0.5)
+    assert out["coverage_quality"] == pytest.approx(1.0)  # all of the codec's own PSNR range is shared
+    assert math.isnan(out["bd_quality"]) and out["note_quality"] == "no common rate interval"
 
 
-def test_repeated_rate_points_are_dropped_before_interpolation():
+def test_a_common_interval_below_the_minimum_is_refused_with_its_length():
+    out = _pair(RATE, PSNR, np.array([0.1, 0.2]), np.array([27.0, 28.2]))  # shares 0.2 dB of PSNR
+    assert math.isnan(out["bd_rate_pct"]) and out["note_rate"] == "common quality interval 0.2 < 0.5"
+    sliver = _pair(RATE, PSNR, np.array([4.0 * 0.95, 4.0 * 1.05, 8.0]), np.array([40.0, 42.0, 45.0]))
+    assert math.exp(0.0488) < math.exp(MIN_LOG_RATE_SPAN)
+    assert math.isnan(sliver["bd_quality"]) and sliver["note_quality"].startswith("common rate interval ×1.05")
+
+
+def test_curves_that_do_not_overlap_give_nan_with_reasons_not_extrapolation():
+    out = _pair(RATE, PSNR, RATE * 100, PSNR + 30)
+    assert math.isnan(out["bd_rate_pct"]) and math.isnan(out["bd_quality"])
+    assert out["note_rate"] == "no common quality interval" and out["note_quality"] == "no common rate interval"
+    assert out["coverage_quality"] == 0 and out["coverage_rate"] == 0
+
+
+def test_points_dropped_for_monotonicity_are_counted():
     rate = np.array([0.36, 0.36, 0.6, 1.0, 2.0])
-    assert math.isfinite(bd_pair(RATE, PSNR, rate, np.array([23.0, 28.0, 31.5, 35.0, 39.0]))["bd_rate"])
+    out = _pair(RATE, PSNR, rate, np.array([23.0, 28.0, 31.5, 35.0, 39.0]))
+    assert math.isfinite(out["bd_rate_pct"]) and out["dropped"] == 1
+
+
+def test_an_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="akima"):
+        _pair(RATE, PSNR, RATE, PSNR, method="cubic")
 
 
 def _summary(rows):
-    return pd.DataFrame(rows, columns=["dataset", "codec", "quality", "bpp", "psnr", "ssim"])
+    frame = pd.DataFrame(rows, columns=["dataset", "codec", "family", "quality", "bpp", "bpp_payload", "psnr", "ssim"])
+    return frame
 
 
-def test_bd_table_and_winners():
-    rows = [("d", "jpeg", q, r, p, p / 50) for q, (r, p) in enumerate(zip(RATE, PSNR))]
-    rows += [("d", "good", q, r / 2, p, p / 50) for q, (r, p) in enumerate(zip(RATE, PSNR))]
-    rows += [("d", "far", q, r * 100, p + 30, 0.99) for q, (r, p) in enumerate(zip(RATE, PSNR))]
-    table = bd_table(_summary(rows), anchor="jpeg").set_index("codec")
-    assert table.loc["good", "bd_rate_psnr"] == pytest.approx(-50.0, abs=1e-6)
-    assert math.isnan(table.loc["far", "bd_rate_psnr"])
-    best = winners(_summary(rows), rates=(1.0,))
-    assert list(best["codec"]) == ["good", "jpeg"]  # "far" does not reach 1 bpp: left out
+def _curves():
+    rows = [("d", "jpeg", "classical", q, r, r * 0.5, p, p / 50) for q, (r, p) in enumerate(zip(RATE, PSNR))]
+    rows += [("d", "webp", "classical", q, r * 0.8, r * 0.7, p, p / 50) for q, (r, p) in enumerate(zip(RATE, PSNR))]
+    rows += [("d", "good", "learned", q, r / 2, r / 2.2, p, p / 50) for q, (r, p) in enumerate(zip(RATE, PSNR))]
+    rows += [("d", "far", "learned", q, r * 100, r * 100, p + 30, 0.99) for q, (r, p) in enumerate(zip(RATE, PSNR))]
+    return _summary(rows)
+
+
+def test_bd_table_is_tidy_in_both_rate_views_and_names_the_strongest_classical_codec():
+    summary = _curves()
+    table = bd_table(summary, anchor="jpeg")
+    assert set(table["rate"]) == {"bpp", "bpp_payload"} and set(table["quality_axis"]) == {"psnr", "ssim"}
+    assert len(table) == 3 * 2 * 2  # codecs × rate views × quality axes
+    assert headline(table)["good"] == pytest.approx(-50.0, abs=1e-6)
+    assert headline(table)["webp"] == pytest.approx(-20.0, abs=1e-6)
+    payload = table[(table["rate"] == "bpp_payload") & (table["quality_axis"] == "psnr")].set_index("codec")
+    assert payload.loc["webp", "bd_rate_pct"] == pytest.approx(40.0, abs=1e-6)  # headers decide: 0.7 vs 0.5
+    assert math.isnan(headline(table)["far"])
+    assert strongest_classical(table, summary, "d") == "webp"
+    against_webp = headline(bd_table(summary, anchor="webp"))
+    assert against_webp["good"] == pytest.approx(-37.5, abs=1e-6)  # 0.5 / 0.8
+
+
+def test_winners_in_either_rate_view():
+    summary = _curves()
+    best = winners(summary, rates=(1.0,))
+    assert list(best["codec"])[:1] == ["good"] and "far" not in set(best["codec"])
+    assert set(winners(summary, rates=(1.0,), rate="bpp_payload")["rate"]) == {"bpp_payload"}

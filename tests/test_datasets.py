@@ -43,9 +43,22 @@ def test_shipped_sample_is_the_default():
     assert "shipped sample" in dataset.source
     assert len(dataset.records) == 500 and len(dataset.classes) == 10
     test = dataset.select("test")
-    # splits come from the committed manifest of the full set: the sample's share of its test split
-    assert 80 <= len(test) <= 120 and {r.split for r in test} == {"test"}
+    # drawn from the committed manifest's test split only: nothing in it was seen by a committed model
+    assert len(test) == 500 and {r.split for r in test} == {"test"} and not any(r.seen for r in test)
     assert {r.label for r in test} == set(dataset.classes)
+
+
+def test_seen_marks_the_committed_models_train_and_val_images_whatever_the_runs_seed(tmp_path):
+    from bench.datasets.base import Dataset, ImageRecord, seen_by_models
+
+    seen = seen_by_models("eurosat")
+    assert len(seen) == 20_800  # train (18,200) + val (2,600) of the committed 26,000-tile manifest
+    ids = sorted(seen)[:3] + ["Forest/not-in-the-manifest.jpg"]
+    dataset = Dataset("eurosat", tmp_path, "test", "-", tuple(ImageRecord(i, tmp_path / i, i.split("/")[0]) for i in ids))
+    for seed in (0, 1):
+        flags = {r.id: r.seen for r in dataset.select("all", seed=seed)}
+        assert flags == {i: i in seen for i in ids}
+    assert not Dataset("folder:x", tmp_path, "", "", dataset.records).select()[0].seen  # no manifest: all unseen
 
 
 @pytest.mark.parametrize("layout", ["eurosat", "EuroSAT_RGB", "2750", "eurosat/2750"])

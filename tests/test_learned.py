@@ -109,10 +109,11 @@ def test_truncated_or_corrupt_stream_is_a_clear_error(codec, tiles):
     assert truncated.shape == tiles[0].shape
 
 
-def test_a_tiny_training_run_lowers_the_loss(tmp_path):
+def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
     from bench.train import TrainConfig, train
 
     config = TrainConfig(arch="cvae", lmbda=0.01, quality=1, config={"channels": 8, "latent_channels": 8},
+                         dataset=labelled_folder,
                          steps=30, batch_size=8, lr=1e-3, val_every=15, val_limit=40, out=tmp_path / "codecs",
                          work=tmp_path / "work", threads=1)  # fmt: skip
     path = train(config)
@@ -252,14 +253,14 @@ def test_runner_batches_learned_codecs(codec, tmp_path, monkeypatch):
         assert abs(int(rows.loc[image_id, "bytes"]) - len(single)) <= 2
 
 
-def test_latent_classification_runs_on_real_bitstreams(codec, monkeypatch, tmp_path):
+def test_latent_classification_runs_on_real_bitstreams(codec, monkeypatch, tmp_path, labelled_folder):
     from bench import codecs as registry
     from bench.tasks import classifier, latent
 
     monkeypatch.setitem(registry.CODECS, "cvae", codec)
     monkeypatch.setattr(classifier, "CLASSIFIER_DIR", tmp_path / "none")
     classifier.load.cache_clear()
-    outcome = latent.evaluate_latents("cvae", 2, epochs=2, limit=60)  # shipped sample: small splits
+    outcome = latent.evaluate_latents("cvae", 2, labelled_folder, epochs=2, limit=60)
     result = outcome["result"]
     assert result["latent_shape"] == [8, 4, 4] and result["test_images"] == len(outcome["labels"])
     assert 0 <= result["latent_accuracy"] <= 1 and result["latent_decode_ms"] > 0

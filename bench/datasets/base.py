@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import zlib
 from collections import defaultdict
@@ -34,6 +35,7 @@ class ImageRecord:
     path: Path
     label: str | None
     split: str = ""
+    seen: bool = False  # trained or selected on by a committed model (see `seen_by_models`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +74,28 @@ class Dataset:
             assigned = [dataclasses.replace(r, split=listed.get(r.id, "unlisted")) for r in self.records]
         else:
             assigned = assign_splits(self.records, seed)
-        chosen = [r for r in assigned if split == "all" or r.split == split]
+        seen = seen_by_models(self.name)
+        chosen = [dataclasses.replace(r, seen=r.id in seen) for r in assigned if split == "all" or r.split == split]
         if limit is not None:
             chosen = stratified_subset(chosen, limit, seed)
         return sorted(chosen, key=lambda r: r.id)
+
+
+MODELS_SEED = DEFAULT_SEED
+"""The split seed of every committed model: trained on that manifest's train split, selected on its val split."""
+
+
+@functools.lru_cache(maxsize=8)
+def seen_by_models(name: str) -> frozenset[str]:
+    """Ids of `name`'s images that a committed model trained or was selected on (empty without a manifest).
+
+    Independent of a run's own `--seed`: a fresh split at another seed puts
+    some of these images in its "test" split, and they stay seen.
+    """
+    path = manifest_path(name, MODELS_SEED)
+    if not path.is_file():
+        return frozenset()
+    return frozenset(id_ for id_, split in read_manifest(path).items() if split in ("train", "val"))
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:

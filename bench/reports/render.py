@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.bd import DEFAULT_ANCHOR, bd_table, winners
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, bd_table, strongest_classical, winners
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import confusion_figure, rd_figure, save_png
 from bench.store import DB_NAME, ResultStore
-from bench.tables import aggregate, original_accuracy, results
+from bench.tables import aggregate, original_accuracy, results, small_samples
 
 MAX_FAILURES_LISTED = 200
 _FIGURES = (("psnr", "bpp"), ("ssim", "bpp"), ("ms_ssim", "bpp"), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
@@ -52,8 +52,6 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["md"] = md_escape
     env.filters["fmt"] = fmt
-    env.filters["pct"] = lambda value: "no overlap" if _missing(value) else f"{value:+.1f}%"
-    env.filters["overlap_or"] = lambda text, unit: "no overlap" if text == "—" else f"{text} {unit}".strip()
     return env
 
 
@@ -86,11 +84,11 @@ def metrics_label(metric: str) -> str:
 
 def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir: Path) -> dict | None:
     """Confusion matrix of the anchor codec at its coarsest setting that was classified (most confusion)."""
-    points = summary[(summary["codec"] == anchor) & (summary["n_test"] > 0)]
+    points = summary[(summary["codec"] == anchor) & (summary["n_scored"] > 0)]
     if points.empty:
         return None
     point = points.iloc[0]
-    rows = frame[(frame["codec"] == anchor) & (frame["quality"] == point["quality"]) & (frame["split"] == "test")
+    rows = frame[(frame["codec"] == anchor) & (frame["quality"] == point["quality"]) & (frame["seen"] != 1)
                  & frame["predicted"].notna()]  # fmt: skip
     title = f"{point['dataset']}: {anchor} q={point['quality']:g} ({point['bpp']:.2f} bpp), accuracy {point['accuracy']:.3f}"
     slug = re.sub(r"[^A-Za-z0-9]+", "-", str(point["dataset"])).strip("-")
@@ -100,8 +98,11 @@ def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir
             "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
 
 
-def _winner_rows(summary: pd.DataFrame) -> list[dict]:
-    table = winners(summary)
+RATE_LABELS = {"bpp": "whole-file bpp", "bpp_payload": "payload bpp (headers left out)"}
+
+
+def _winner_rows(summary: pd.DataFrame, rate: str) -> list[dict]:
+    table = winners(summary, rate=rate)
     rows = []
     for target, group in table.groupby("bpp", sort=True):
         ranked = group.to_dict("records")
@@ -109,12 +110,66 @@ def _winner_rows(summary: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
+def _axis_label(axis: str) -> tuple[str, str]:
+    metric = metrics.METRICS.get(axis)
+    return (metric.label, metric.unit) if metric else (axis, "")
+
+
+def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
+    """One BD table for people: a row per codec, a BD-rate and a BD-quality cell per quality axis.
+
+    A refused delta shows its reason in the cell instead of a number.
+    """
+    rows = bd[bd["rate"] == rate]
+    axes = list(dict.fromkeys(rows["quality_axis"]))
+    headers = ["codec"]
+    for axis in axes:
+        label, _ = _axis_label(axis)
+        headers += [f"BD-rate ({label})", f"BD-{label}"]
+    headers += ["common interval (PSNR · log-rate)", "points dropped"]
+    table = []
+    for codec, group in rows.groupby("codec", sort=False):
+        by_axis = group.set_index("quality_axis")
+        cells = [codec]
+        for axis in axes:
+            row = by_axis.loc[axis]
+            _, unit = _axis_label(axis)
+            digits = 2 if unit == "dB" else 4 if axis != "accuracy" else 3
+            cells.append(f"{row['bd_rate_pct']:+.1f}%" if not _missing(row["bd_rate_pct"]) else f"n/a: {row['note_rate']}")
+            cells.append(f"{row['bd_quality']:+.{digits}f} {unit}".strip() if not _missing(row["bd_quality"])
+                         else f"n/a: {row['note_quality']}")  # fmt: skip
+        psnr = by_axis.loc["psnr"] if "psnr" in by_axis.index else by_axis.iloc[0]
+        cells.append(f"{100 * psnr['coverage_quality']:.0f}% · {100 * psnr['coverage_rate']:.0f}%")
+        cells.append(str(int(group["dropped"].max())))
+        table.append(cells)
+    return {"rate": rate, "rate_label": RATE_LABELS[rate], "headers": headers, "rows": table}
+
+
+def _bd_tables(summary: pd.DataFrame, bd: pd.DataFrame, dataset: str, anchor: str, method: str) -> list[dict]:
+    """BD tables against the anchor and against the run's strongest classical codec, each in both rate views."""
+    tables = []
+    against_anchor = bd[bd["dataset"] == dataset]
+    if against_anchor.empty:
+        return tables
+    strongest = strongest_classical(bd, summary, dataset)
+    choices = [(anchor, against_anchor, "the anchor")]
+    if strongest and strongest != anchor:
+        per_dataset = summary[summary["dataset"] == dataset]
+        choices.append((strongest, bd_table(per_dataset, strongest, method=method),
+                        "the strongest classical codec of this run (lowest PSNR BD-rate against the anchor, whole file)"))  # fmt: skip
+    for reference, table, why in choices:
+        for rate in RATES:
+            tables.append({"against": reference, "why": why, **_bd_view(table, rate)})
+    return tables
+
+
+def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
+            include_seen: bool = False) -> dict:  # fmt: skip
     """Everything the report templates show, computed from the run's database."""
     run_dir = Path(run_dir)
     frame = results(run_dir)
-    summary = aggregate(frame)
-    bd = bd_table(summary, anchor)
+    summary = aggregate(frame, include_seen=include_seen)
+    bd = bd_table(summary, anchor, method=method)
     originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
     with ResultStore(run_dir / DB_NAME) as store:
         runs = store.runs()
@@ -134,8 +189,8 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
                 "n_images": rows["image"].nunique(),
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": summary[summary["dataset"] == name].to_dict("records"),
-                "bd": bd[bd["dataset"] == name].to_dict("records"),
-                "winners": _winner_rows(summary[summary["dataset"] == name]),
+                "bd_tables": _bd_tables(summary, bd, name, anchor, method),
+                "winners": {rate: _winner_rows(summary[summary["dataset"] == name], rate) for rate in RATES},
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
                 "gallery": gallery(frame, name, latest.get("data_dir"), run_dir / "plots"),
@@ -168,16 +223,22 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
         "ms_ssim_min_side": metrics.MS_SSIM_MIN_SIDE,
         "n_rows": len(frame),
         "anchor": anchor,
+        "bd_method": method,
+        "include_seen": include_seen,
+        "n_seen": int((frame["seen"] == 1).sum()) if "seen" in frame else 0,
+        "small_samples": small_samples(summary),
+        "rate_labels": RATE_LABELS,
         "gallery_bpp": GALLERY_BPP,
         "latent": latent_rows,
     }
 
 
-def write_reports(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict[str, Path]:
+def write_reports(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
+                  include_seen: bool = False) -> dict[str, Path]:  # fmt: skip
     """Render ``report.md`` and ``report.html`` (self-contained) into `run_dir`."""
     run_dir = Path(run_dir)
     (run_dir / "plots").mkdir(exist_ok=True)
-    values = context(run_dir, anchor)
+    values = context(run_dir, anchor, method, include_seen=include_seen)
     env = _environment()
     paths = {}
     for name in ("report.md", "report.html"):

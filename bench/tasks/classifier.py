@@ -115,6 +115,20 @@ def path_for(dataset: str) -> Path:
     return CLASSIFIER_DIR / f"{dataset}.pt"
 
 
+def matching(dataset: str, classes: list[str]) -> str | None:
+    """The committed classifier for a labelled dataset: its own, else one whose classes cover all of its labels.
+
+    A user's `folder:` of EuroSAT-like tiles in class folders named as
+    EuroSAT's gets the EuroSAT classifier; anything else gets none.
+    """
+    if path_for(dataset).with_suffix(".json").is_file():
+        return dataset
+    for card_path in sorted(CLASSIFIER_DIR.glob("*.json")):
+        if set(classes) <= set(json.loads(card_path.read_text()).get("classes", [])):
+            return card_path.stem
+    return None
+
+
 @functools.lru_cache(maxsize=4)
 def load(dataset: str) -> Classifier | None:
     """The committed classifier of `dataset`, verified against its card; None when there is none."""
