@@ -166,6 +166,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from bench.codecs import checkpoints
     from bench.codecs.learned import ARCHITECTURES
     from bench.train import TrainConfig, train
 
@@ -178,6 +179,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = {"N": args.channels}
     else:
         config = {"N": args.channels, "M": args.latent_channels}
+    target = args.out / args.arch / f"{args.arch}-q{args.quality}.pt"
+    committed = checkpoints.COMMITTED_DIR / args.arch / target.name
+    if target.resolve() == committed.resolve() and committed.exists() and not args.force:
+        raise UsageError(f"{target} is a committed checkpoint; add --force to replace it")
     settings = TrainConfig(
         arch=args.arch, lmbda=args.lmbda, quality=args.quality, config=config, dataset=args.dataset,
         data_dir=args.data_dir, split_seed=args.split_seed, seed=args.seed, steps=args.steps,
@@ -384,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--split-seed", type=int, default=DEFAULT_SEED, help="seed of the train/val/test split")
     trainer.add_argument("--val-every", type=int, default=500, help="validate and save a resumable state every N steps")
     trainer.add_argument("--init", type=Path, help="start from this checkpoint (fine-tune to another λ)")
-    trainer.add_argument("--out", type=Path, default=Path("codecs"), help="checkpoint folder (default codecs/)")
+    trainer.add_argument("--out", type=Path, default=Path("runs/codecs"),
+                         help="checkpoint folder: writes <out>/<arch>/<arch>-q<k>.pt and its card (default runs/codecs)")
+    trainer.add_argument("--force", action="store_true", help="allow replacing a committed checkpoint in codecs/")
     trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
     trainer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     trainer.add_argument("--lambda-class", type=float, default=0.0,

@@ -96,18 +96,21 @@ def task_loss(output: dict, target, labels, logits, config: TrainConfig) -> tupl
     return config.lambda_rec * mse + config.lambda_bpp * bpp + config.lambda_class * ce, mse, bpp
 
 
-def _evaluate(model, head, images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> float:
-    """Validation loss (likelihood bpp) of `model` on `images`: the training objective, in eval mode."""
+def _evaluate(model, head, images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> dict:
+    """Validation loss (the training objective, in eval mode), its bpp (likelihood estimate) and PSNR."""
     import torch
 
     model.eval()
-    total = 0.0
+    totals = {"loss": 0.0, "mse": 0.0, "bpp": 0.0}
     with torch.no_grad():
         for start in range(0, len(images), 64):
             x = torch.from_numpy(images[start : start + 64]).permute(0, 3, 1, 2).float() / 255.0
-            total += float(_loss(model, head, x, torch.from_numpy(labels[start : start + 64]), config)[0]) * len(x)
+            loss, mse, bpp = _loss(model, head, x, torch.from_numpy(labels[start : start + 64]), config)
+            for name, value in (("loss", loss), ("mse", mse), ("bpp", bpp)):
+                totals[name] += float(value) * len(x)
     model.train()
-    return total / len(images)
+    means = {name: total / len(images) for name, total in totals.items()}
+    return {"loss": means["loss"], "bpp": means["bpp"], "psnr": 10 * math.log10(1 / max(means["mse"], 1e-12))}
 
 
 def _loss(model, head, x, labels, config: TrainConfig) -> tuple:
@@ -135,6 +138,15 @@ def _real_val_metrics(config: TrainConfig, checkpoint: checkpoints.Checkpoint, i
             sizes.append(metrics.bpp(len(data), image.shape))
             psnrs.append(min(metrics.psnr(image, learned.decode(data, model=model)), metrics.PSNR_CAP_DB))
     return {"val_bpp": float(np.mean(sizes)), "val_psnr": float(np.mean(psnrs)), "val_images": len(images)}
+
+
+def _machine() -> str:
+    import platform
+
+    import torch
+
+    device = "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+    return f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch thread(s), {device}".strip()
 
 
 def train(config: TrainConfig) -> Path:
@@ -167,7 +179,7 @@ def train(config: TrainConfig) -> Path:
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=config.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
-    step, best, best_step, best_state, best_head = 0, math.inf, 0, None, {}
+    step, best, best_step, best_state, best_head, curve, elapsed = 0, math.inf, 0, None, {}, [], 0.0
     if last_path.exists():  # resume
         saved = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
@@ -178,6 +190,7 @@ def train(config: TrainConfig) -> Path:
         generator.set_state(saved["generator"])
         step, best, best_step, best_state = saved["step"], saved["best"], saved["best_step"], saved["best_state"]
         best_head = saved["best_head"]
+        curve, elapsed = saved.get("curve", []), saved.get("elapsed", 0.0)
 
     started = time.time()
     batches = _batches(train_images, train_labels, config.batch_size, generator)
@@ -202,7 +215,9 @@ def train(config: TrainConfig) -> Path:
         step += 1
         bar.update()
         if step % config.val_every == 0 or step == config.steps:
-            val = _evaluate(model, head, val_images, val_labels, config)
+            measured = _evaluate(model, head, val_images, val_labels, config)
+            val = measured["loss"]
+            curve.append({"step": step, **{k: round(v, 5) for k, v in measured.items()}})
             if val < best:
                 best, best_step = val, step
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -213,6 +228,7 @@ def train(config: TrainConfig) -> Path:
                 "aux_optimizer": aux_optimizer.state_dict(), "generator": generator.get_state(),
                 "step": step, "best": best, "best_step": best_step, "best_state": best_state,
                 "head": head.state_dict() if head is not None else {}, "best_head": best_head,
+                "curve": curve, "elapsed": elapsed + time.time() - started,
             }  # fmt: skip
             torch.save(state, work / f"{name}.tmp")
             (work / f"{name}.tmp").replace(last_path)
@@ -245,7 +261,9 @@ def train(config: TrainConfig) -> Path:
         "val_loss": best, "sha256": checkpoints.sha256_of(path), "bytes": path.stat().st_size,
         "weights_dtype": "learned parameters float16 (loaded as float32), buffers float32", "torch": torch.__version__,
         "trained_on": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "train_seconds": round(time.time() - started), "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "train_seconds": round(elapsed + time.time() - started), "machine": _machine(),
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "val_curve": curve,  # per validation: step, loss, bpp (likelihood estimate), PSNR on the val tiles
     }  # fmt: skip
     card_path = path.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -5,7 +5,7 @@
 # Each card in codecs/<arch>/ records the exact command that produced it.
 set -euo pipefail
 arch=$1 data=$2 base_steps=$3 tune_steps=$4 tune_lr=${5:-5e-4} skip_base=${6:-}
-common=(--arch "$arch" --data-dir "$data" --threads 1 --batch-size 16 --val-every 500)
+common=(--arch "$arch" --data-dir "$data" --threads 1 --batch-size 16 --val-every 500 --out codecs --force)
 if [ -z "$skip_base" ]; then
   python -m bench train "${common[@]}" --lr 5e-4 --lmbda 0.0067 --quality 3 --steps "$base_steps"
 fi

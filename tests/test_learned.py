@@ -122,6 +122,7 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
     assert card["selected_step"] == state["best_step"]
     assert state["best"] < _initial_val_loss(config)
     assert card["val_bpp"] > 0 and card["sha256"] == checkpoints.sha256_of(path)
+    assert [row["step"] for row in card["val_curve"]] == [15, 30] and card["val_curve"][-1]["psnr"] > 0
 
 
 def _initial_val_loss(config) -> float:
@@ -130,7 +131,7 @@ def _initial_val_loss(config) -> float:
     torch.manual_seed(config.seed)
     model = learned.ARCHITECTURES["cvae"].build(config.config)
     images, labels = load_split(config, "val", config.val_limit)
-    return _evaluate(model, None, images, labels, config)
+    return _evaluate(model, None, images, labels, config)["loss"]
 
 
 def test_wrong_hash_names_file_expected_and_found(codecs_dir):
