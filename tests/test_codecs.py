@@ -73,13 +73,14 @@ def test_webp_header_is_riff_and_chunk_headers(tiles):
     assert get_codec("webp").header_size(get_codec("webp").encode(tiles[0], 50)) == 20
 
 
-def test_bpg_header_is_size_header_and_parameter_sets(tiles):
+def test_bpg_header_is_the_bpg_header_and_what_precedes_the_slice(tiles):
     data = get_codec("bpg").encode(tiles[0], 30)
     header = get_codec("bpg").header_size(data)
-    # x265 writes VPS, SPS, PPS, then one IDR_N_LP slice (NAL type 20) behind a 3-byte start code.
+    assert data[:4] == b"BPG\xfb"
+    # BPG header with its compact HEVC header, then the PPS bpgenc keeps, then the IDR_N_LP slice (NAL type 20)
     slice_start = data.index(b"\x00\x00\x01" + bytes([20 << 1]))
-    assert header == slice_start
-    assert 60 < header - 4 < 120
+    assert header == slice_start + 3
+    assert 15 < header < 30
 
 
 def test_avif_header_is_container_outside_mdat(tiles):

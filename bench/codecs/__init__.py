@@ -6,10 +6,13 @@ list it in `_ALL` below; the runner, CLI and reports pick it up by name.
 
 from __future__ import annotations
 
-from bench.codecs import avif, bpg, jpeg, jpeg2000, jpegxl, learned, webp
+from bench.codecs import avif, bpg, heic, jpeg, jpeg2000, jpegxl, learned, webp
 from bench.codecs.base import Codec, CodecUnavailable
 
-_ALL = (jpeg.jpeg, jpeg.jpeg444, jpeg2000.jpeg2000, webp.webp, bpg.bpg, avif.avif, jpegxl.jpegxl, *learned.codecs())
+_ALL = (
+    jpeg.jpeg, jpeg.jpeg444, jpeg2000.jpeg2000, webp.webp, bpg.bpg, heic.heic, avif.avif, jpegxl.jpegxl,
+    *learned.codecs(),
+)  # fmt: skip
 
 CODECS: dict[str, Codec] = {codec.name: codec for codec in _ALL}
 
