@@ -7,9 +7,11 @@ Exit codes: 0 success, 1 failure, 2 usage error (unknown name, missing data),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD as DEFAULT_BD_METHOD, METHODS as BD_METHODS
@@ -62,6 +64,29 @@ def _check_datasets(names: Sequence[str]) -> None:
             raise UsageError(exc.args[0]) from None
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM reached the sweep."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM become `Interrupted`: the sweep stops its workers and keeps what it stored."""
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import RunLocked, SweepConfig, sweep
 
@@ -81,12 +106,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         classify=not args.no_classify,
     )  # fmt: skip
     try:
-        summary = sweep(config)
+        with _signals_as_interrupts():
+            summary = sweep(config)
     except DatasetNotFound as exc:
         raise UsageError(str(exc)) from None
     except RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except Interrupted as exc:
+        _write_outputs(out, args, report=not args.no_report)
+        print(f"interrupted by {exc}: every finished row is stored in {out / DB_NAME} and the tables cover them; "
+              "run the same command again to resume", file=sys.stderr)  # fmt: skip
+        return 128 + exc.signum
     for name, source in summary.datasets.items():
         print(f"dataset {name}: {source}")
     for name, reason in summary.unavailable.items():

@@ -15,7 +15,6 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import os
 import platform
 import subprocess
@@ -141,13 +140,23 @@ def _execute(tasks: Sequence[Task], jobs: int, seconds_per_pair: float) -> Itera
 
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Exclusive lock on a run directory; RunLocked when another sweep holds it."""
-    with open(out / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunLocked(f"{out} is in use by another bench run; wait for it or use another --out") from None
+    """Exclusive lock on a run directory; RunLocked when another sweep holds it.
+
+    An OS lock (filelock): it goes when its holder goes, however it dies; the
+    holder's workers die with it (`bench.workers`), so no copy of the lock
+    outlives the sweep.
+    """
+    import filelock
+
+    lock = filelock.FileLock(out / ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise RunLocked(f"{out} is in use by another bench run; wait for it or use another --out") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list[Task]:

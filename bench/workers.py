@@ -10,10 +10,14 @@ others complete normally. The pool never hangs and never stops the sweep.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import faulthandler
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,7 +33,38 @@ def _context():
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the process that started it dies, however it dies.
+
+    Killing only the sweep's process (``kill -9 PID``, ``timeout``, a CI
+    cancel, the OOM killer) must not leave workers behind holding the run
+    directory's lock and each other's pipes. Linux: the kernel sends SIGKILL
+    at the parent's death (prctl PR_SET_PDEATHSIG). Elsewhere, and as a
+    second line: a daemon thread exits once the worker has been re-parented.
+    """
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError, TypeError):  # not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None,
+           parent: int) -> None:  # fmt: skip
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     faulthandler.disable()  # a crash is reported by the parent as an error row, not as a traceback dump
     if initializer is not None:
         initializer()
@@ -86,7 +121,8 @@ class IsolatingPool:
 
     def _start(self) -> _Worker:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child, self._run, self._initializer), daemon=True)
+        process = self._context.Process(target=_serve, args=(child, self._run, self._initializer, os.getpid()),
+                                        daemon=True)  # fmt: skip
         process.start()
         child.close()
         return _Worker(process, parent)

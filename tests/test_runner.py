@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -182,3 +183,65 @@ def test_repeated_kills_end_equal_to_an_uninterrupted_run(tmp_path):
     assert results(killed)[columns].equals(results(tmp_path / "clean")[columns])
     with sqlite3.connect(killed / DB_NAME) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _start_and_wait(command: list[str], db: Path, rows: int) -> subprocess.Popen:
+    """Start `command` in this test's process group (as a shell or CI runner would) once `db` has `rows` rows."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _count(db) < rows and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, f"sweep ended before it could be signalled: {process.stderr.read()}"
+    return process
+
+
+def _kill_parent_only(command: list[str], db: Path, rows: int) -> None:
+    """SIGKILL the sweep's own process alone, as `kill -9 PID`, `timeout -s KILL` or the OOM killer do."""
+    import psutil
+
+    process = _start_and_wait(command, db, rows)
+    workers = psutil.Process(process.pid).children(recursive=True)
+    assert workers, "the sweep had no worker processes"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
+
+
+def test_killing_only_the_parent_leaves_no_worker_and_no_lock(tmp_path):
+    codecs, limit = ("jpeg", "webp", "bpg"), 30
+    command = _sweep_command(tmp_path, codecs, limit)
+    _kill_parent_only(command, tmp_path / DB_NAME, 100)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)  # not "in use": the lock went too
+    assert done.returncode == 0, done.stderr
+    final = results(tmp_path)
+    assert len(final) == _expected_rows(limit, codecs) and not final.duplicated(list(KEY)).any()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_sigint_stop_promptly_keep_rows_and_write_tables(tmp_path, signum):
+    command = _sweep_command(tmp_path, ("jpeg", "webp", "bpg"), 60)
+    process = _start_and_wait(command, tmp_path / DB_NAME, 100)
+    os.kill(process.pid, signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum
+    assert "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if not line.startswith("warning:")] == [
+        next(line for line in stderr.splitlines() if line.startswith(f"interrupted by {signal.Signals(signum).name}"))]
+    stored = _count(tmp_path / DB_NAME)
+    assert 0 < stored == len(pd.read_csv(tmp_path / "results.csv"))
+
+
+@pytest.mark.slow
+def test_five_parent_only_kills_at_random_moments_end_equal_to_an_uninterrupted_run(tmp_path):
+    codecs, limit = ("jpeg", "webp", "jpeg2000", "bpg"), 60
+    total = _expected_rows(limit, codecs)
+    rng = np.random.default_rng(1)
+    killed = tmp_path / "killed"
+    for _ in range(5):
+        done = _count(killed / DB_NAME)
+        _kill_parent_only(_sweep_command(killed, codecs, limit), killed / DB_NAME, int(rng.integers(done + 1, done + 150)))
+    subprocess.run(_sweep_command(killed, codecs, limit), check=True, capture_output=True)
+    subprocess.run(_sweep_command(tmp_path / "clean", codecs, limit), check=True, capture_output=True)
+    columns = list(REPRODUCIBLE)
+    assert results(killed)[columns].equals(results(tmp_path / "clean")[columns])
