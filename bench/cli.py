@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import math
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD as DEFAULT_BD_METHOD, METHODS as BD_METHODS
@@ -28,16 +30,52 @@ class UsageError(Exception):
     """Bad command-line input; printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and defaults shown in --help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _number(kind: type, *, minimum: float, inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` ≥ `minimum` (> when not `inclusive`)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {'≥' if inclusive else '>'} {minimum:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _did_you_mean(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def parse_qualities(specs: Sequence[str], codecs: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    """``--qualities 10,50`` (every selected codec) or ``--qualities jpeg=10,50`` (one codec)."""
-    chosen: dict[str, tuple[float, ...]] = {}
+    """``--qualities 10,50`` (every selected codec) and/or ``--qualities jpeg=10,50`` (one codec, once each).
+
+    A codec's own spec wins over the general one whatever their order; every
+    value is checked against the codec's valid qualities before anything runs.
+    """
+    general: tuple[float, ...] | None = None
+    own: dict[str, tuple[float, ...]] = {}
     for spec in specs:
         target, _, values = spec.rpartition("=")
-        names = [target] if target else list(codecs)
         if target and target not in codecs:
             raise UsageError(f"--qualities {spec}: codec {target!r} is not among --codecs ({', '.join(codecs)})")
         try:
@@ -46,14 +84,26 @@ def parse_qualities(specs: Sequence[str], codecs: Sequence[str]) -> dict[str, tu
             raise UsageError(f"--qualities {spec}: expected numbers separated by commas") from None
         if not parsed:
             raise UsageError(f"--qualities {spec}: no values")
-        chosen.update(dict.fromkeys(names, parsed))
+        if (target in own) if target else (general is not None):
+            raise UsageError(f"--qualities {spec}: {'codec ' + target if target else 'the general list'} given twice")
+        if target:
+            own[target] = parsed
+        else:
+            general = parsed
+    chosen = {name: own.get(name, general) for name in codecs if own.get(name, general) is not None}
+    for name, values in chosen.items():
+        try:
+            chosen[name] = tuple(CODECS[name].check_quality(value) for value in values)
+        except ValueError as exc:
+            raise UsageError(f"--qualities: {exc}") from None
     return chosen
 
 
 def _check_codecs(names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in CODECS]
     if unknown:
-        raise UsageError(f"unknown codec {unknown[0]!r}; valid: {', '.join(CODECS)}")
+        raise UsageError(f"unknown codec {unknown[0]!r}{_did_you_mean(unknown[0], list(CODECS))}; "
+                         f"valid: {', '.join(CODECS)}")  # fmt: skip
 
 
 def _check_datasets(names: Sequence[str]) -> None:
@@ -61,7 +111,18 @@ def _check_datasets(names: Sequence[str]) -> None:
         try:
             check_name(name)
         except KeyError as exc:
-            raise UsageError(exc.args[0]) from None
+            raise UsageError(f"unknown dataset {name!r}{_did_you_mean(name, list(DATASETS))}; valid: "
+                             f"{', '.join(DATASETS)}, folder:PATH") from None  # fmt: skip
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot check alone: paths that must exist or must not be files, the anchor's name."""
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: is a file, not a run directory")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such directory (leave the flag out to use the shipped sample)")
+    if args.anchor not in CODECS:
+        raise UsageError(f"--anchor {args.anchor!r}: unknown codec{_did_you_mean(args.anchor, list(CODECS))}")
 
 
 class Interrupted(Exception):
@@ -98,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     datasets, codecs = _names(args.datasets), _names(args.codecs)
     _check_datasets(datasets)
     _check_codecs(codecs)
+    _check_run_arguments(args)
     out = Path(args.out or Path("runs") / "+".join(d.replace("/", "_").replace(":", "_") for d in datasets))
     config = SweepConfig(
         datasets=datasets, codecs=codecs, out=out, qualities=parse_qualities(args.qualities, codecs),
@@ -146,8 +208,11 @@ def cmd_codecs(args: argparse.Namespace) -> int:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     if args.action == "download":
-        from bench.datasets.download import DownloadError, default_cache, download
+        from bench.datasets.download import MANUAL, SOURCES, DownloadError, default_cache, download
 
+        if args.name not in SOURCES and args.name not in MANUAL:
+            raise UsageError(f"datasets download {args.name!r}: not downloadable{_did_you_mean(args.name, list(SOURCES))}; "
+                             f"downloadable: {', '.join(SOURCES)}")  # fmt: skip
         root = args.data_dir or data_dir_from_env() or default_cache()
         try:
             for path in download(args.name, root):
@@ -365,7 +430,7 @@ def _write_outputs(run: Path, args: argparse.Namespace, report: bool = True) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_help = f"root holding one folder per dataset (default: ${DATA_DIR_ENV}; EuroSAT falls back to the shipped sample)"
 
@@ -375,12 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--qualities", action="append", default=[], metavar="[CODEC=]Q,Q,…",
                      help="override the default sweep, for every codec or one (repeatable)")  # fmt: skip
     run.add_argument("--split", default="all", choices=["all", *SPLITS], help="which split to evaluate (default all)")
-    run.add_argument("--limit", type=int, help="stratified subset of N images per dataset")
+    run.add_argument("--limit", type=_number(int, minimum=1), help="stratified subset of N images per dataset")
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of splits and subsets")
-    run.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    run.add_argument("--jobs", type=_number(int, minimum=0), default=0, help="worker processes (0: one per core)")
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="run the tasks on this Dask cluster instead of the local pool (pip install .[dask])")  # fmt: skip
-    run.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS",
+    run.add_argument("--time-limit", type=_number(float, minimum=0, inclusive=False), default=120.0, metavar="SECONDS",
                      help="per encode+decode; a codec still running after it is killed and recorded (default 120)")  # fmt: skip
     run.add_argument("--out", help="run directory (default: runs/<datasets>); an existing one is resumed")
     run.add_argument("--data-dir", type=Path, help=data_help)

@@ -20,6 +20,7 @@ from bench.codecs import get_codec
 from bench.datasets import ImageRecord
 from bench.images import ImageReadError, read_rgb
 from bench.tasks import classifier
+from bench.workers import heartbeat
 
 Predict = Callable[[list[np.ndarray]], list[str]]
 
@@ -129,6 +130,7 @@ def evaluate(task: Task) -> list[dict]:
             for (base, _), label in zip(group, labels):
                 base["predicted_original"] = label
     decoded_rows = []
+    heartbeat()  # reading, preparing and classifying the originals (a fresh worker imports torch) is not a pair
     for codec_name, quality in task.pairs:
         codec = get_codec(codec_name)
         for group in by_size.values():
@@ -142,8 +144,9 @@ def evaluate(task: Task) -> list[dict]:
                 rows.append(row)
                 if result.decoded is not None:
                     decoded_rows.append((row, result.decoded))
+            heartbeat()  # the time limit is per encode/decode pair (per batch for learned codecs)
     if model is not None:
-        _classify(decoded_rows, model.predict)
+        _classify(decoded_rows, model.predict)  # within the last pair's limit: one network pass per image size
     return rows
 
 

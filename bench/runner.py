@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import datetime as dt
 import os
 import platform
@@ -50,7 +51,7 @@ class SweepConfig:
     seed: int = DEFAULT_SEED
     jobs: int = 0  # 0: all cores
     data_dir: Path | None = None
-    seconds_per_pair: float = 120.0  # time limit of one encode+decode+metrics; a task gets this × its pairs
+    seconds_per_pair: float = 120.0  # time limit of one encode+decode+metrics (× the images of a learned batch)
     scheduler: str | None = None  # address of a Dask scheduler (tcp://HOST:PORT); None: the local pool
     progress: bool = True
     classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
@@ -75,8 +76,14 @@ def _error_key(row: dict) -> str:
     return f"{row['dataset']}: {where}: {row['error']}"
 
 
-def _worker_init() -> None:
-    """One thread per worker: parallelism comes from processes, and 2 workers on 2 cores must not run 4 threads."""
+def _worker_init(classifiers: Sequence[str] = ()) -> None:
+    """One thread per worker, and the sweep's classifiers loaded and run once before the first task.
+
+    Processes give the parallelism: 2 workers on 2 cores must not run 4
+    threads. Loading here (torch's import ~2 s, the first forward pass's
+    kernel set-up ~1 s) keeps a fresh worker's start-up out of its first
+    pair's time limit.
+    """
     from threadpoolctl import threadpool_limits
 
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -84,6 +91,8 @@ def _worker_init() -> None:
     threadpool_limits(1)  # for those already loaded (NumPy's BLAS, inherited through fork), which ignore the variables
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    for name in classifiers:
+        classifier.load(name).warm_up()
 
 
 def _single_items(task: Task) -> list[Task]:
@@ -133,7 +142,8 @@ def _execute(tasks: Sequence[Task], jobs: int, seconds_per_pair: float) -> Itera
     """Yield each task's rows as soon as it is done, on `jobs` isolated worker processes."""
     pool = IsolatingPool(
         evaluate, jobs, split=_single_items, on_failure=_failure_rows,
-        time_limit=lambda task: seconds_per_pair * len(task.pairs) * len(task.records), initializer=_worker_init,
+        time_limit=lambda task: seconds_per_pair * len(task.records),
+        initializer=functools.partial(_worker_init, sorted({t.classifier for t in tasks if t.classifier})),
     )  # fmt: skip
     yield from pool.map_unordered(tasks)
 

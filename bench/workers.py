@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import faulthandler
+import functools
 import multiprocessing
 import os
 import signal
@@ -25,6 +26,21 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 POLL_SECONDS = 0.5
+STARTUP_SECONDS = 300.0
+"""How long a fresh worker may take to run its initializer (imports, model loading) before its first task's clock starts."""
+_HEARTBEAT = "bench.workers.heartbeat"
+_beat: Callable[[], None] | None = None
+
+
+def heartbeat() -> None:
+    """Tell the pool that this worker made progress: its task's time limit starts over.
+
+    A task may hold many encode/decode pairs; calling this after each one makes
+    the limit apply per pair, so a hung codec costs one limit, not one per pair.
+    Does nothing outside a pool worker (in-process runs, Dask).
+    """
+    if _beat is not None:
+        _beat()
 
 
 def _context():
@@ -66,8 +82,11 @@ def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Calla
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     faulthandler.disable()  # a crash is reported by the parent as an error row, not as a traceback dump
+    global _beat
+    _beat = functools.partial(connection.send, _HEARTBEAT)
     if initializer is not None:
         initializer()
+    connection.send(_HEARTBEAT)  # ready: a task sent meanwhile starts its clock now, not before the initializer
     while True:
         task = connection.recv()
         if task is None:
@@ -90,6 +109,7 @@ class _Worker:
     connection: Connection
     task: Any = None
     started: float = 0.0
+    ready: bool = False  # its initializer finished; until then its task's time limit has not started
 
 
 class IsolatingPool:
@@ -101,7 +121,8 @@ class IsolatingPool:
         split: turns a failed task into single-item tasks (returns [task] when it is already single).
         on_failure: builds the result of a single-item task that crashed or timed out, from the
             task and a reason ("crash: …" / "timeout: …").
-        time_limit: seconds a task may run, as a function of the task.
+        time_limit: seconds a task may run, as a function of the task; counted from the task's
+            start or from its last `heartbeat`.
         initializer: called once in every worker.
     """
 
@@ -165,13 +186,16 @@ class IsolatingPool:
                         except (EOFError, OSError):
                             result = None
                         else:
+                            if isinstance(result, str) and result == _HEARTBEAT:
+                                worker.started, worker.ready = time.monotonic(), True
+                                continue
                             worker.task = None
                             feed(worker)  # before the caller stores the result: the worker never waits on it
                             yield result
                             continue
                     elapsed = time.monotonic() - worker.started
                     died = worker.process.sentinel in ready or not worker.process.is_alive()
-                    limit = self._time_limit(worker.task)
+                    limit = self._time_limit(worker.task) if worker.ready else STARTUP_SECONDS
                     if not died and elapsed <= limit:
                         continue
                     if died:

@@ -60,10 +60,11 @@ def test_names_from_data_are_escaped_in_reports(tmp_path):
     "argv, message",
     [
         (["run", "--codecs", "jpeg,foo"], "unknown codec 'foo'; valid: jpeg, jpeg444"),
-        (["run", "--datasets", "eurosad"], "unknown dataset 'eurosad'; valid: eurosat, kodak"),
+        (["run", "--datasets", "eurosad"], "unknown dataset 'eurosad' (did you mean 'eurosat'?); valid: eurosat, kodak"),
         (["run", "--codecs", "jpeg", "--qualities", "webp=1"], "not among --codecs"),
         (["run", "--codecs", "jpeg", "--qualities", "a,b"], "expected numbers"),
         (["report", "/nonexistent/run"], "no results.sqlite"),
+        (["datasets", "download", "eurosta"], "not downloadable (did you mean 'eurosat'?)"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
@@ -92,3 +93,53 @@ def test_kodak_from_shared_data_dir(shared_datasets, tmp_path):
     frame = pd.read_csv(out / "results.csv")
     assert len(frame) == 2 and frame["ms_ssim"].notna().all() and (frame["width"] * frame["height"] == 768 * 512).all()
     assert (out / "plots" / "rd-kodak-ms_ssim-bpp.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--limit", "-3"], "--limit: '-3': must be ≥ 1"),
+        (["--limit", "0"], "--limit: '0': must be ≥ 1"),
+        (["--jobs", "-2"], "--jobs: '-2': must be ≥ 0"),
+        (["--time-limit", "0"], "--time-limit: '0': must be > 0"),
+        (["--time-limit", "nan"], "--time-limit: 'nan': must be > 0"),
+        (["--time-limit", "-5"], "--time-limit: '-5': must be > 0"),
+        (["--anchor", "nope"], "--anchor 'nope': unknown codec"),
+        (["--codecs", "jepg"], "unknown codec 'jepg' (did you mean 'jpeg'?); valid: jpeg, jpeg444"),
+        (["--datasets", "eurosta"], "unknown dataset 'eurosta' (did you mean 'eurosat'?)"),
+        (["--qualities", "jpeg=150"], "jpeg: quality 150 is not a whole number in 1–100"),
+        (["--qualities", "webp=-20"], "webp: quality -20 is not a whole number in 0–100"),
+        (["--qualities", "nan"], "quality nan"),
+        (["--qualities", "cvae=2.5", "--codecs", "cvae"], "cvae: quality 2.5 is not one of"),
+        (["--qualities", "jpeg=5", "--qualities", "jpeg=6"], "codec jpeg given twice"),
+        (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir: no such directory"),
+    ],
+)  # fmt: skip
+def test_every_bad_argument_is_one_line_and_exit_2(tmp_path, capsys, arguments, message):
+    with pytest.raises(SystemExit) if arguments[0] in ("--limit", "--jobs", "--time-limit") else _no_raise():
+        code = main(["run", "--out", str(tmp_path / "run"), "--no-progress", *arguments])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "results.sqlite").exists()
+
+
+def test_out_pointing_to_a_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["run", "--out", str(tmp_path / "file"), "--codecs", "jpeg", "--limit", "2"]) == 2
+    assert "is a file, not a run directory" in capsys.readouterr().err
+
+
+def test_qualities_for_all_codecs_and_one_codec_combine_in_any_order():
+    from bench.cli import parse_qualities
+
+    assert parse_qualities(["jpeg=5,95", "10"], ["jpeg", "webp"]) == {"jpeg": (5.0, 95.0), "webp": (10.0,)}
+    assert parse_qualities(["10", "jpeg=5,95"], ["jpeg", "webp"]) == {"jpeg": (5.0, 95.0), "webp": (10.0,)}
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

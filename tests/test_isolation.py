@@ -87,3 +87,16 @@ def test_a_worker_starts_its_next_task_while_the_caller_handles_the_last_result(
             while not markers[k + 1].exists():
                 assert time.monotonic() < deadline, f"task{k + 1} did not start while result {k} was being handled"
                 time.sleep(0.01)
+
+
+def test_the_time_limit_applies_per_pair_not_per_task(tmp_path, monkeypatch):
+    """One image, ten pairs, the second hangs: the limit (1 s) is spent once, not once per pair of the task."""
+    bad = dataclasses.replace(get_codec("jpeg"), name="badcodec", qualities=tuple(range(1, 11)), encode=_hang_at_2)
+    monkeypatch.setitem(codecs.CODECS, "badcodec", bad)
+    started = time.monotonic()
+    sweep(SweepConfig(datasets=["eurosat"], codecs=["badcodec"], out=tmp_path, limit=1, jobs=1,
+                      progress=False, seconds_per_pair=1.0))  # fmt: skip
+    elapsed = time.monotonic() - started
+    frame = results(tmp_path)
+    assert list(frame.loc[frame["error"].notna(), "quality"]) == [2.0], frame["error"].tolist()
+    assert elapsed < 8  # per task it would be 10 s before the first timeout, then 1 s more to single out pair 2

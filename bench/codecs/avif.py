@@ -59,6 +59,7 @@ avif = Codec(
     description="AVIF (AV1 intra, 4:4:4, libaom speed 6)",
     quality_name="libavif quality 0–100 (higher = better)",
     qualities=(0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95),
+    quality_range=(0, 100),
     encode=encode,
     decode=decode,
     header_size=header_size,

@@ -9,6 +9,7 @@ tile-based system would agree once instead of sending with every tile.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,9 @@ class Codec:
         encode_batch: optional ``encode_batch(images, quality) -> list[bytes]`` for equal-size
             images in one pass (learned codecs); each stream is the one `encode` would give.
         decode_batch: optional ``decode_batch(streams) -> list[image]``, its counterpart.
+        quality_range: the closed interval of valid qualities; None when only the sweep's
+            values are valid (learned codecs: one checkpoint per quality).
+        integer_quality: whether a quality must be a whole number.
     """
 
     name: str
@@ -60,6 +64,21 @@ class Codec:
     install_hint: str = ""
     encode_batch: Callable[[list[Image], float], list[bytes]] | None = field(default=None, repr=False)
     decode_batch: Callable[[list[bytes]], list[Image]] | None = field(default=None, repr=False)
+    quality_range: tuple[float, float] | None = None
+    integer_quality: bool = True
+
+    def check_quality(self, value: float) -> float:
+        """`value` as this codec takes it; ValueError naming the codec and its valid qualities otherwise."""
+        if self.quality_range is None:
+            valid = ", ".join(f"{q:g}" for q in self.qualities) or "none (no checkpoints)"
+            if value not in self.qualities:
+                raise ValueError(f"{self.name}: quality {value:g} is not one of {valid}")
+            return float(value)
+        low, high = self.quality_range
+        kind = "a whole number " if self.integer_quality else ""
+        if not (math.isfinite(value) and low <= value <= high) or (self.integer_quality and value != int(value)):
+            raise ValueError(f"{self.name}: quality {value:g} is not {kind}in {low:g}–{high:g} ({self.quality_name})")
+        return float(value)
 
     @functools.cached_property
     def unavailable_reason(self) -> str | None:

@@ -716,6 +716,7 @@ bpg = Codec(
     "defaults in-process: x265 veryslow, tune ssim, 8-bit, real .bpg file)",
     quality_name="HEVC QP 0–51 (lower = better), as bpgenc -q",
     qualities=(51, 46, 42, 38, 34, 30, 26, 22, 18, 14, 10),
+    quality_range=(0, 51),
     encode=encode,
     decode=decode,
     header_size=header_size,

@@ -66,6 +66,7 @@ heic = Codec(
     description="HEIC (HEVC intra in HEIF, 4:4:4, libheif's x265 defaults: preset slow, tune ssim)",
     quality_name="libheif quality 0–100 (higher = better; x265 CRF = (100 − quality)/2)",
     qualities=(0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100),
+    quality_range=(0, 100),
     encode=encode,
     decode=decode,
     header_size=header_size,

@@ -78,6 +78,7 @@ jpeg = Codec(
     description="JPEG baseline, 4:2:0, optimised Huffman tables (libjpeg-turbo)",
     quality_name="libjpeg quality 1–100 (higher = better)",
     qualities=(1, 5, 10, 20, 30, 50, 70, 80, 90, 95, 100),
+    quality_range=(1, 100),
     encode=encode,
     decode=decode,
     header_size=header_size,

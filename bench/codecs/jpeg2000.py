@@ -147,6 +147,8 @@ jpeg2000 = Codec(
     description="JPEG 2000, 9/7 wavelet, MCT on, rate-controlled (glymur/OpenJPEG)",
     quality_name="target bits per pixel (higher = better)",
     qualities=(0.25, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+    quality_range=(0.01, 24.0),
+    integer_quality=False,
     encode=encode,
     decode=decode,
     header_size=header_size,

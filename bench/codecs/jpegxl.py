@@ -44,6 +44,8 @@ jpegxl = Codec(
     description="JPEG XL lossy (VarDCT, effort 7, libjxl)",
     quality_name="Butteraugli distance (lower = better)",
     qualities=(25, 15, 10, 6, 4, 3, 2, 1.5, 1, 0.5, 0.2),
+    quality_range=(0.01, 25.0),
+    integer_quality=False,
     encode=encode,
     decode=decode,
     header_size=header_size,

@@ -53,6 +53,7 @@ webp = Codec(
     description="WebP lossy (VP8 intra, 4:2:0), method 6 (libwebp)",
     quality_name="libwebp quality 0–100 (higher = better)",
     qualities=(0, 5, 10, 20, 30, 50, 70, 80, 90, 95, 100),
+    quality_range=(0, 100),
     encode=encode,
     decode=decode,
     header_size=header_size,

@@ -98,6 +98,10 @@ class Classifier:
         with torch.no_grad():
             return [self.classes[i] for i in self.model(x).argmax(1).tolist()]
 
+    def warm_up(self) -> None:
+        """One forward pass on a blank tile: torch sets up its kernels on the first call (~1 s), not in a task."""
+        self.predict([np.zeros((64, 64, 3), np.uint8)])
+
     def predict_remembered(self, keys: list[str], images: list[np.ndarray]) -> list[str]:
         """`predict`, computed once per key (an image id) for the life of this classifier.
 
