@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import math
 import os
 import signal
@@ -22,7 +23,8 @@ from bench.store import DB_NAME
 from bench.tasks.classifier import DEFAULT_NETWORK, NETWORKS
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS, DatasetNotFound, check_name, load_dataset
 
-EXIT_USAGE, EXIT_LOCKED = 2, 3
+EXIT_USAGE, EXIT_LOCKED, EXIT_INTERNAL = 2, 3, 4
+TRACEBACK_ENV = "BENCH_TRACEBACK"  # set to 1 to see the traceback of an internal error
 MAX_ERRORS_PRINTED = 20
 
 
@@ -149,7 +151,7 @@ def _signals_as_interrupts() -> Iterator[None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import RunLocked, SweepConfig, sweep
+    from bench.runner import RunLocked, RunMismatch, SweepConfig, sweep
 
     if args.weights_dir:
         from bench.codecs import checkpoints, refresh_learned
@@ -170,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with _signals_as_interrupts():
             summary = sweep(config)
-    except DatasetNotFound as exc:
+    except (DatasetNotFound, RunMismatch) as exc:
         raise UsageError(str(exc)) from None
     except RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -334,8 +336,6 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import json
-
     from bench import gate
 
     run = _run_dir(args.run)
@@ -343,7 +343,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         path = Path(args.baseline) if args.baseline else gate.default_baseline(run)
         if not path.is_file():
             raise UsageError(f"no baseline at {path}; write one with `python -m bench baseline {run}`")
-        baseline = json.loads(path.read_text())
+        baseline = gate.load_baseline(path)
         diff = gate.compare(run, baseline, gate.parse_tolerances(args.tolerance))
     except gate.GateUsageError as exc:
         raise UsageError(str(exc)) from None
@@ -422,6 +422,9 @@ def _write_outputs(run: Path, args: argparse.Namespace, report: bool = True) -> 
     from bench.tables import aggregate, results, small_samples, write_tables
 
     paths = write_tables(run, args.anchor, args.bd_method, include_seen=args.include_seen)
+    if not paths:
+        print(f"warning: {run / DB_NAME} holds no rows: no tables or reports written", file=sys.stderr)
+        return paths
     if report:
         paths.update(write_reports(run, args.anchor, args.bd_method, include_seen=args.include_seen))
     for warning in small_samples(aggregate(results(run), include_seen=args.include_seen)):
@@ -554,12 +557,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code (0 ok, 1 regression or failed download, 2 usage, 3 locked, 4 internal)."""
+    from bench.store import UnusableDatabase
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except UsageError as exc:
+    except (UsageError, UnusableDatabase) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            return _internal_error(exc)
+        where = getattr(args, "out", None) or getattr(args, "run", None) or "the output folder"
+        print(f"error: disk full while writing {where} ({exc.filename or 'a file'}); every row stored before is "
+              "kept: free space and run the same command again", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    except Exception as exc:  # a bug of the suite: say so in one line, never with the exit code of a regression
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    if os.environ.get(TRACEBACK_ENV):
+        raise exc
+    print(f"internal error: {type(exc).__name__}: {exc} (a bug in bench; {TRACEBACK_ENV}=1 shows where)",
+          file=sys.stderr)  # fmt: skip
+    return EXIT_INTERNAL
 
 
 

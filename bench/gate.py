@@ -2,9 +2,11 @@
 
 `make_baseline` freezes a run's aggregate points (per codec × quality: bpp,
 PSNR, SSIM and, when measured, accuracy) and BD-rates into JSON with the library versions behind them;
-`compare` checks a run against it with per-metric tolerances and returns a
-tidy diff table. ``python -m bench check`` exits 0 when everything holds, 1
-on any regression, 2 on usage errors (missing baseline, codec absent).
+`compare` checks a run against it with per-metric tolerances and the
+per-point image and error counts, and returns a tidy diff table.
+``python -m bench check`` exits 0 when everything holds, 1 on any
+regression, 2 on usage errors (missing or malformed baseline, codec absent),
+4 on an internal error (never 1: a crash of the gate is not a regression).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class GateUsageError(ValueError):
 
 def run_identity(run_dir: Path) -> dict:
     """Dataset, source kind, split, limit and seed of the latest invocation of a run."""
-    with ResultStore(Path(run_dir) / DB_NAME) as store:
+    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
         runs = store.runs()
     if not runs:
         raise GateUsageError(f"{run_dir}: the database records no run")
@@ -80,9 +82,9 @@ def make_baseline(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
     identity = run_identity(run_dir)
     frame = results(run_dir)
     summary = aggregate(frame)
-    with ResultStore(Path(run_dir) / DB_NAME) as store:
+    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
         info = store.runs()[-1]
-    columns = ["codec", "quality", "n_images", "bpp", "psnr", "ssim"]
+    columns = ["codec", "quality", "n_images", "n_errors", "bpp", "psnr", "ssim"]
     if summary["accuracy"].notna().any():
         columns.append("accuracy")
     points = summary[columns].to_dict("records")
@@ -103,6 +105,8 @@ def write_baseline(run_dir: Path, path: Path | None = None, anchor: str = DEFAUL
 
 
 def _verdict(metric: str, base: float, value: float, tolerance: Tolerance) -> tuple[float, str]:
+    if not math.isfinite(value):  # the baseline had a number: a value that vanished is not "ok"
+        return math.nan, "REGRESSION"
     delta = value - base
     allowed = tolerance.amount * abs(base) if tolerance.relative else tolerance.amount
     worse = -delta if tolerance.higher_is_better else delta
@@ -111,8 +115,49 @@ def _verdict(metric: str, base: float, value: float, tolerance: Tolerance) -> tu
     return delta, "improved" if worse < -allowed else "ok"
 
 
+COUNTS = ("n_images", "n_errors")
+"""Per point, fewer images measured or more errors than the baseline is a regression whatever the means say."""
+
+
+def load_baseline(path: Path) -> dict:
+    """A baseline document, checked: GateUsageError naming the file and the problem when it is malformed."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GateUsageError(f"{path}: not a readable baseline ({exc})") from None
+    problem = _baseline_problem(document)
+    if problem:
+        raise GateUsageError(f"{path}: malformed baseline: {problem}")
+    return document
+
+
+def _baseline_problem(document: object) -> str | None:
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    missing = [key for key in ("dataset", "source", "split", "limit", "seed", "anchor", "points", "bd") if key not in document]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for index, point in enumerate(document["points"]):
+        if not isinstance(point, dict) or "codec" not in point or "quality" not in point:
+            return f"points[{index}] needs codec and quality"
+        for metric in [*TOLERANCES, *COUNTS]:
+            value = point.get(metric)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                return f"points[{index}] ({point['codec']} q{point['quality']}): {metric} = {value!r} is not a finite number"
+    for index, row in enumerate(document["bd"]):
+        value = row.get("bd_rate_psnr") if isinstance(row, dict) else None
+        if not (isinstance(value, (int, float)) and math.isfinite(value)) or "codec" not in row:
+            return f"bd[{index}] needs a codec and a finite bd_rate_psnr"
+    return None
+
+
 def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | None = None) -> pd.DataFrame:
-    """One row per checked value: codec, quality, metric, baseline, run, delta, allowed, status."""
+    """One row per checked value: codec, quality, metric, baseline, run, delta, status.
+
+    A value that is missing (NaN) in the run where the baseline has a number,
+    fewer images or more errors at a point, and a BD-rate that can no longer
+    be computed are regressions.
+    """
     tolerances = {**TOLERANCES, **(tolerances or {})}
     identity = run_identity(run_dir)
     mismatched = {k: (baseline.get(k), identity[k]) for k in ("dataset", "source", "split", "limit", "seed")
@@ -129,7 +174,12 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
         key = (point["codec"], float(point["quality"]))
         if key not in points.index:
             raise GateUsageError(f"{point['codec']} quality {point['quality']:g} of the baseline is absent from the run")
-        for metric in [m for m in ("bpp", "psnr", "ssim", "accuracy") if m in point and point[m] is not None]:
+        for count in [c for c in COUNTS if point.get(c) is not None]:
+            value, base = int(points.loc[key, count]), int(point[count])
+            worse = value < base if count == "n_images" else value > base
+            rows.append({"codec": key[0], "quality": key[1], "metric": count, "baseline": base, "run": value,
+                         "delta": value - base, "status": "REGRESSION" if worse else "ok"})  # fmt: skip
+        for metric in [m for m in TOLERANCES if m in point and point[m] is not None]:
             value, base = float(points.loc[key, metric]), float(point[metric])
             delta, status = _verdict(metric, base, value, tolerances[metric])
             rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
@@ -138,8 +188,6 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
     for row in baseline["bd"]:
         value = float(current_bd.get(row["codec"], math.nan))
         delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])
-        if math.isnan(value):
-            status = "REGRESSION"  # the curve no longer overlaps the anchor's
         rows.append({"codec": row["codec"], "quality": math.nan, "metric": f"bd_rate_psnr vs {baseline['anchor']}",
                      "baseline": row["bd_rate_psnr"], "run": value, "delta": delta, "status": status})  # fmt: skip
     return pd.DataFrame(rows)
@@ -147,7 +195,7 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
 
 def version_changes(run_dir: Path, baseline: dict) -> dict[str, tuple[str, str]]:
     """Codecs whose library version differs from the baseline's: name → (baseline, run)."""
-    with ResultStore(Path(run_dir) / DB_NAME) as store:
+    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
         current = store.runs()[-1].get("codecs", {})
     return {c: (v, current.get(c, "absent")) for c, v in baseline.get("codec_versions", {}).items() if current.get(c) != v}
 

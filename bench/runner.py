@@ -38,6 +38,26 @@ class RunLocked(RuntimeError):
     """Another sweep is writing to the same run directory."""
 
 
+class RunMismatch(ValueError):
+    """The run directory holds rows of another selection (split, limit or seed); they must not be merged."""
+
+
+IDENTITY = ("split", "limit", "seed")
+"""What selects the images of a run: rows of two selections in one database would be averaged together."""
+
+
+def check_identity(config: SweepConfig, store: ResultStore) -> None:
+    """RunMismatch when `store` already holds a run whose selection differs from `config`'s."""
+    runs = store.runs()
+    if not runs:
+        return
+    stored = {key: runs[0].get(key) for key in IDENTITY}
+    asked = {key: getattr(config, key) for key in IDENTITY}
+    if stored != asked:
+        differ = ", ".join(f"--{k} {stored[k]} (stored) vs {asked[k]} (now)" for k in IDENTITY if stored[k] != asked[k])
+        raise RunMismatch(f"{config.out} holds a run of another selection: {differ}; use another --out")
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
     """What to sweep and where to write it."""
@@ -258,6 +278,7 @@ def sweep(config: SweepConfig) -> SweepSummary:
     summary = SweepSummary(out)
     started = time.perf_counter()
     with run_lock(out), ResultStore(out / DB_NAME) as store:
+        check_identity(config, store)
         tasks = plan(config, store, summary)
         store.add_run(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), run_info(config, summary))
         jobs = max(1, min(config.jobs or os.cpu_count() or 1, len(tasks)))

@@ -58,21 +58,58 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-class ResultStore:
-    """A results database at `path`, created when missing."""
+class UnusableDatabase(sqlite3.DatabaseError):
+    """A results database that is corrupt, empty or not a bench database; the message names the file."""
 
-    def __init__(self, path: Path):
+
+class ResultStore:
+    """A results database at `path`: created when missing, or opened read-only (`read_only`) to report on it.
+
+    Every open checks the file (SQLite's quick_check): a corrupt database is
+    refused with a clear error instead of being read as fewer rows. Read-only
+    opens never write, so a copied or read-only run directory can be reported
+    and checked, and an emptied database is refused rather than reported as
+    a run without rows.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False):
         self.path = Path(path)
         try:
-            self._db = sqlite3.connect(self.path)
+            self._db = self._connect(read_only)
+            problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if problem != "ok":
+                raise UnusableDatabase(f"{self.path}: corrupt results database ({problem}); "
+                                       "restore it from a copy, or move it away to start the run again")  # fmt: skip
+            if read_only:
+                tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "results" not in tables:
+                    raise UnusableDatabase(f"{self.path}: no results table (an empty file, or not a bench database)")
+                return
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
             for name in COLUMNS.keys() - present:  # a database written by an older version: add new columns
                 self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {COLUMNS[name].replace(' NOT NULL', '')}")
+        except UnusableDatabase:
+            raise
         except sqlite3.DatabaseError as exc:
-            raise sqlite3.DatabaseError(f"{self.path}: not a usable results database ({exc})") from None
+            raise UnusableDatabase(f"{self.path}: not a usable results database ({exc})") from None
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        if not read_only:
+            return sqlite3.connect(self.path)
+        if not self.path.is_file():
+            raise UnusableDatabase(f"{self.path}: no such file")
+        uri = self.path.resolve().as_uri()
+        try:
+            connection = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError:
+            # a WAL database in a read-only folder: SQLite cannot create its shared-memory file; nobody
+            # writes such a folder, so the file can be read as immutable
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
 
     def close(self) -> None:
         self._db.close()

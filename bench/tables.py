@@ -26,7 +26,7 @@ GROUP = ["dataset", "codec", "quality"]
 
 def results(run_dir: Path) -> pd.DataFrame:
     """Every stored row of the run in `run_dir` (tidy: one row per image × codec × quality)."""
-    with ResultStore(Path(run_dir) / DB_NAME) as store:
+    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
         frame = store.frame()
     frame["family"] = frame["codec"].map(lambda name: CODECS[name].family if name in CODECS else "unknown")
     return frame
@@ -173,9 +173,15 @@ def _quality_rank(codec: str, quality: float) -> float:
 
 def write_tables(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
                  include_seen: bool = False) -> dict[str, Path]:  # fmt: skip
-    """Write results, aggregate and BD tables as CSV and Parquet into `run_dir`; their paths."""
+    """Write results, aggregate and BD tables as CSV and Parquet into `run_dir`; their paths.
+
+    A database without rows writes nothing: tables from an earlier state are
+    never replaced by empty ones.
+    """
     run_dir = Path(run_dir)
     frame = results(run_dir)
+    if frame.empty:
+        return {}
     summary = aggregate(frame, include_seen=include_seen)
     tables = {"results": frame, "aggregate": summary, "bd": bd_table(summary, anchor, method=method)}
     paths = {}

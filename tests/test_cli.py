@@ -38,22 +38,42 @@ def test_report_regenerates_from_the_database(tmp_path):
     assert (out / "report.html").is_file() and (out / "aggregate.csv").is_file()
 
 
+def _outside_code_spans(markdown: str) -> str:
+    return re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", "", markdown)
+
+
 def test_names_from_data_are_escaped_in_reports(tmp_path):
-    data = tmp_path / "data" / "<b>cls|x</b>"
+    data = tmp_path / "ds`<img src=x onerror=alert(3)>|x" / "<b>cls|x</b>"
     data.mkdir(parents=True)
     tile = next(iter(sorted((SAMPLE_DIR / "Forest").glob("*.jpg"))))
     (data / "ok.jpg").write_bytes(tile.read_bytes())
     (data / "<img src=x onerror=alert(1)>|*.jpg").write_bytes(b"garbage")
     (data / "<script>alert(2).png").write_bytes(b"")  # "/" cannot be in a file name
     out = tmp_path / "run"
-    assert main(["run", "--datasets", f"folder:{tmp_path / 'data'}", "--codecs", "jpeg", "--out", str(out),
+    assert main(["run", "--datasets", f"folder:{data.parent}", "--codecs", "jpeg", "--out", str(out),
                  "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
     page = (out / "report.html").read_text()
     assert "<img src=x" not in page and "<b>cls" not in page and "<script>alert" not in page
     assert html.escape("<script>alert(2).png") in page
     assert html.escape("<img src=x onerror=alert(1)>") in page
     markdown = (out / "report.md").read_text()
-    assert "\\<img src=x onerror=alert(1)\\>\\|\\*.jpg" in markdown and not re.search(r"(?<!\\)<img", markdown)
+    assert "\\<img src=x onerror=alert(1)\\>\\|\\*.jpg" in markdown
+    assert not re.search(r"(?<!\\)<(img|b>|script)", _outside_code_spans(markdown))  # inside code spans HTML is text
+    assert "``" in markdown  # the path's backtick got a longer fence, not an early end of its code span
+    assert "\\<b\\>" not in markdown.split("## Dataset", 1)[1].splitlines()[0]  # no backslashes shown in code
+
+
+def test_gallery_files_of_similar_names_do_not_collide(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    tiles = sorted((SAMPLE_DIR / "Forest").glob("*.jpg"))[:2]
+    (data / "a b.jpg").write_bytes(tiles[0].read_bytes())
+    (data / "a-b.jpg").write_bytes(tiles[1].read_bytes())
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{data}", "--codecs", "jpeg", "--qualities", "50", "--out", str(out),
+                 "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
+    pictures = re.findall(r"\]\((plots/gallery-[^)]+)\)", (out / "report.md").read_text())
+    assert len(pictures) == 4 and len(set(pictures)) == 4
 
 
 @pytest.mark.parametrize(
@@ -143,3 +163,68 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def _small_run(tmp_path) -> Path:
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "4", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    return out
+
+
+def test_an_emptied_database_is_refused_and_good_tables_survive(tmp_path, capsys):
+    out = _small_run(tmp_path)
+    before = (out / "results.csv").read_text()
+    (out / "results.sqlite").write_bytes(b"")
+    assert main(["report", str(out)]) == 2
+    assert "no results table" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == before
+
+
+def test_a_corrupt_database_is_refused_not_read_as_fewer_rows(tmp_path, capsys):
+    out = _small_run(tmp_path)
+    data = bytearray((out / "results.sqlite").read_bytes())
+    assert len(data) > 3 * 4096
+    for page in range(1, len(data) // 4096):  # garbage over every page's b-tree header, past the file header
+        data[page * 4096 : page * 4096 + 64] = b"\xde\xad" * 32
+    (out / "results.sqlite").write_bytes(bytes(data))
+    for argv in (["report", str(out)], ["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "4",
+                                        "--out", str(out), "--no-progress", "--no-classify"]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "results.sqlite" in err and ("corrupt" in err or "not a usable" in err) and "already done" not in err
+
+
+def test_a_run_where_every_row_is_an_error_still_writes_tables_and_its_failures(tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "e.png").write_bytes(b"")
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{images}", "--codecs", "jpeg", "--qualities", "50", "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "1 failed rows" in capsys.readouterr().out
+    assert "e.png" in (out / "report.md").read_text() and (out / "aggregate.csv").is_file()
+    assert main(["report", str(out)]) == 0
+
+
+def test_check_and_report_work_on_a_read_only_run_directory(tmp_path):
+    import stat
+
+    out = _small_run(tmp_path)
+    assert main(["baseline", str(out), "--out", str(tmp_path / "base.json")]) == 0
+    for path in [out, *out.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        assert main(["check", str(out), "--baseline", str(tmp_path / "base.json")]) == 0
+    finally:
+        for path in [out, *out.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_a_run_directory_never_mixes_two_selections(tmp_path, capsys):
+    out = _small_run(tmp_path)
+    for extra in (["--seed", "1"], ["--limit", "5"], ["--split", "test"]):
+        argv = ["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "4", "--out", str(out), "--no-progress",
+                "--no-classify", *extra]  # fmt: skip
+        assert main(argv) == 2
+        assert "holds a run of another selection" in capsys.readouterr().err

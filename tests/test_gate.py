@@ -81,3 +81,46 @@ def test_committed_baseline_matches_the_default_run():
     document = json.loads((BASELINE_DIR / "eurosat-sample.json").read_text())
     assert document["dataset"] == "eurosat" and document["source"] == "sample" and document["limit"] is None
     assert {"jpeg", "jpeg2000", "webp", "bpg", "avif", "jpegxl"} <= {p["codec"] for p in document["points"]}
+
+
+def _copy(run_dir, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / DB_NAME).write_bytes((run_dir / DB_NAME).read_bytes())
+    return copy
+
+
+def test_crash_rows_at_a_point_are_a_regression(run_dir, baseline, tmp_path, capsys):
+    copy = _copy(run_dir, tmp_path)
+    with sqlite3.connect(copy / DB_NAME) as db:
+        db.execute("UPDATE results SET error = 'crash: worker process died', bytes = NULL, bpp = NULL, psnr = NULL,"
+                   " ssim = NULL WHERE codec = 'webp' AND quality = 50")  # fmt: skip
+    assert main(["check", str(copy), "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    assert "n_images" in out and "n_errors" in out and "REGRESSION" in out
+
+
+def test_one_image_failing_at_every_quality_is_a_regression(run_dir, baseline, tmp_path, capsys):
+    copy = _copy(run_dir, tmp_path)
+    with sqlite3.connect(copy / DB_NAME) as db:
+        image = db.execute("SELECT image FROM results ORDER BY image LIMIT 1").fetchone()[0]
+        db.execute("UPDATE results SET error = 'decode: broken', psnr = NULL WHERE codec = 'webp' AND image = ?", (image,))
+    assert main(["check", str(copy), "--baseline", str(baseline)]) == 1
+    assert "regression(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda text: "{not json", "not a readable baseline"),
+        (lambda text: "[]", "not a JSON object"),
+        (lambda text: text.replace('"psnr": ', '"psnr": NaN, "x": ', 1), "psnr = nan is not a finite number"),
+        (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "points"}), "missing points"),
+    ],
+    ids=["garbage", "array", "nan", "no-points"],
+)  # fmt: skip
+def test_a_malformed_baseline_is_a_usage_error_not_a_pass_or_a_traceback(run_dir, baseline, capsys, mangle, message):
+    baseline.write_text(mangle(baseline.read_text()))
+    assert main(["check", str(run_dir), "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -29,6 +29,12 @@ def _png(path, width, height, color_type, rows):
     return path
 
 
+def _unfinished(rows: bytes) -> bytes:
+    """`rows` deflated without ending the stream: a decoder that gets this far reports a truncated file."""
+    stream = zlib.compressobj()
+    return stream.compress(rows) + stream.flush(zlib.Z_SYNC_FLUSH)
+
+
 def _expected_8bit(values, maxval=65535):
     return np.rint(np.asarray(values, np.float64) * 255 / maxval).astype(np.uint8)
 
@@ -52,7 +58,7 @@ def test_decompression_bomb_under_pillows_limit_is_refused(tmp_path):
 
 def test_budget_is_checked_before_decoding(tmp_path):
     """Only 4 of the 9,000 declared rows exist: decoding would fail as truncated, the header check comes first."""
-    path = _png(tmp_path / "x.png", 9000, 9000, 2, zlib.compress(b"\0" * (9000 * 3 + 1) * 4))
+    path = _png(tmp_path / "x.png", 9000, 9000, 2, _unfinished(b"\0" * (9000 * 3 + 1) * 4))
     with pytest.raises(ImageReadError, match="exceeds the pixel budget"):
         read_rgb(path)
     with pytest.raises(ImageReadError, match="cannot decode"):  # within a raised budget it is decoded (and fails)
@@ -73,13 +79,13 @@ def test_default_budget_admits_a_50_mpx_scene():
 
 def test_pillows_warning_threshold_does_not_preempt_a_raised_budget(tmp_path):
     """90 Mpx is over Pillow's 89 Mpx warning: with --max-pixels raised, the file gets decoded (here: truncated)."""
-    path = _png(tmp_path / "x.png", 9500, 9500, 0, zlib.compress(b"\0" * 9501 * 2))
+    path = _png(tmp_path / "x.png", 9500, 9500, 0, _unfinished(b"\0" * 9501 * 2))
     with pytest.raises(ImageReadError, match="cannot decode"):
         read_rgb(path, max_pixels=10**9)
 
 
 def test_pillows_hard_limit_is_an_image_read_error(tmp_path):
-    path = _png(tmp_path / "x.png", 20000, 10000, 0, zlib.compress(b"\0" * 20001))
+    path = _png(tmp_path / "x.png", 20000, 10000, 0, _unfinished(b"\0" * 20001))
     with pytest.raises(ImageReadError, match="decompression bomb") as raised:
         read_rgb(path, max_pixels=10**9)
     assert str(path) in str(raised.value)
@@ -115,7 +121,7 @@ def test_uint32_tiff_is_scaled_by_32_bits(tmp_path):
     assert image.shape == (1, 4, 3)
     assert image[..., 0].tolist() == [_expected_8bit(values, 2**32 - 1)[0].tolist()] == [[0, 0, 128, 255]]
     assert np.all(image == image[..., :1])
-    assert "32-bit unsigned gray scaled to 8 bits" in note
+    assert "mode I (32-bit unsigned gray) scaled to 8 bits" in note
 
 
 @pytest.mark.parametrize("dtype, bits", [(np.int32, 32), (np.int16, 16)])
@@ -161,7 +167,7 @@ def test_16_bit_pgm_is_scaled_by_16_bits_even_when_dark(tmp_path):
     path = tmp_path / "x.pgm"
     path.write_bytes(b"P5\n3 1\n65535\n" + values.tobytes())
     image, note = read_rgb(path)
-    assert image[0, :, 0].tolist() == [0, 1, 1] and "16-bit unsigned gray scaled to 8 bits" in note
+    assert image[0, :, 0].tolist() == [0, 1, 1] and "mode I (16-bit unsigned gray) scaled to 8 bits" in note
 
 
 def test_ppm_with_other_maxval_is_noted(tmp_path):
@@ -182,7 +188,9 @@ def _wide(channels, seed=0):
     return values
 
 
-@pytest.mark.parametrize("channels, kind", [(3, "16-bit RGB scaled"), (4, "16-bit RGB scaled to 8 bits (alpha")])
+@pytest.mark.parametrize(
+    "channels, kind", [(3, "16-bit RGB scaled to 8 bits"), (4, "16-bit RGB+alpha scaled to 8 bits (alpha dropped)")]
+)
 def test_16_bit_rgb_png_is_rounded_not_truncated(tmp_path, channels, kind):
     values = _wide(channels)
     path = tmp_path / "x.png"
@@ -198,7 +206,7 @@ def test_16_bit_gray_alpha_png(tmp_path):
     path.write_bytes(imagecodecs.png_encode(values))
     image, note = read_rgb(path)
     assert np.array_equal(image, np.repeat(_expected_8bit(values[..., :1]), 3, axis=2))
-    assert "16-bit gray, replicated to RGB scaled to 8 bits (alpha dropped)" in note
+    assert "16-bit gray+alpha scaled to 8 bits (alpha dropped), gray replicated to RGB" in note
 
 
 @pytest.mark.parametrize(
@@ -209,7 +217,22 @@ def test_16_bit_rgb_tiff_is_rounded_not_truncated(tmp_path, layout):
     data = np.moveaxis(values, -1, 0).copy() if layout.get("planarconfig") == "separate" else values
     tifffile.imwrite(tmp_path / "x.tif", data, photometric="rgb", **layout)
     image, note = read_rgb(tmp_path / "x.tif")
-    assert np.array_equal(image, _expected_8bit(values[..., :3])) and "16-bit RGB scaled to 8 bits" in note
+    assert np.array_equal(image, _expected_8bit(values[..., :3]))
+    assert "16-bit RGB" in note and "scaled to 8 bits" in note
+
+
+@pytest.mark.parametrize("before_idat", [True, False])
+def test_16_bit_rgb_png_orientation_is_applied(tmp_path, before_idat):
+    values = _wide(3)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    png = imagecodecs.png_encode(values)
+    exif_chunk = _chunk(b"eXIf", exif.tobytes())
+    at = png.index(b"IDAT") - 4 if before_idat else png.index(b"IEND") - 4
+    path = tmp_path / "x.png"
+    path.write_bytes(png[:at] + exif_chunk + png[at:])
+    image, note = read_rgb(path)
+    assert np.array_equal(image, np.rot90(_expected_8bit(values), 1)) and "EXIF orientation 8 applied" in note
 
 
 def test_16_bit_cmyk_tiff_is_an_error(tmp_path):
@@ -286,11 +309,33 @@ def test_exif_orientations_match_pillow(tmp_path, monkeypatch, orientation, band
     assert note == f"EXIF orientation {orientation} applied"
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_tiff_orientation_is_applied_once(tmp_path, orientation, dtype):
+    """Pillow ≥ 11 applies a TIFF's orientation itself while loading; libtiff (16-bit RGB) does not."""
+    array = np.random.default_rng(orientation).integers(0, 256, (5, 3, 3), dtype=np.uint8)
+    with Image.open(_exif_png(tmp_path / "x.png", array, orientation)) as opened:
+        expected = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    stored = array[..., 0] if dtype == np.float32 else array.astype(dtype) * (257 if dtype == np.uint16 else 1)
+    tifffile.imwrite(tmp_path / "x.tif", stored.astype(dtype), photometric="minisblack" if stored.ndim == 2 else "rgb",
+                     extratags=[(274, "H", 1, orientation, True)])
+    image, note = read_rgb(tmp_path / "x.tif")
+    assert np.array_equal(image, expected[..., :1].repeat(3, axis=2) if dtype == np.float32 else expected)
+    assert f"EXIF orientation {orientation} applied" in note
+
+
 @pytest.mark.parametrize("orientation", [0, 9, 65535])
 def test_invalid_exif_orientation_is_ignored_and_said_so(tmp_path, orientation):
     array = np.random.default_rng(0).integers(0, 256, (5, 3, 3), dtype=np.uint8)
     image, note = read_rgb(_exif_png(tmp_path / "x.png", array, orientation))
     assert np.array_equal(image, array) and note == f"EXIF orientation {orientation} invalid, ignored"
+
+
+def test_invalid_tiff_orientation_is_ignored_and_said_so(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, (5, 3, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "x.tif", array, photometric="rgb", extratags=[(274, "H", 1, 9, True)])
+    image, note = read_rgb(tmp_path / "x.tif")
+    assert np.array_equal(image, array) and note == "EXIF orientation 9 invalid, ignored"
 
 
 def test_orientation_1_says_nothing(tmp_path):
@@ -320,3 +365,46 @@ def test_band_wise_conversion_matches_whole_image(tmp_path, monkeypatch, mode):
     assert np.array_equal(whole, banded) and note == banded_note
     if mode in ("RGB", "L", "P", "RGBA", "LA", "CMYK", "1"):
         assert np.array_equal(whole, np.asarray(Image.open(path).convert("RGB")))
+
+
+# ---- damaged files: only ImageReadError ---------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's "Corrupt EXIF data", "Truncated File Read" …
+def test_damaged_files_raise_only_image_read_errors(tmp_path):
+    """Byte flips, cuts and insertions in every kind of file above: read, or an ImageReadError naming the file."""
+    import io
+    import random
+
+    array = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    seeds = {}
+    for suffix, fmt in [(".png", "PNG"), (".jpg", "JPEG"), (".gif", "GIF"), (".tif", "TIFF"), (".webp", "WEBP")]:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, fmt)
+        seeds[suffix] = buffer.getvalue()
+    seeds["16.png"] = imagecodecs.png_encode(array.astype(np.uint16) * 257)
+    for name, data in [("16.tif", array.astype(np.uint16) * 257), ("f.tif", array[..., 0] / 255.0)]:
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, data, photometric="rgb" if data.ndim == 3 else "minisblack")
+        seeds[name] = buffer.getvalue()
+    rng = random.Random(0)
+    for attempt in range(300):
+        name = rng.choice(sorted(seeds))
+        data = bytearray(seeds[name])
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(data))
+            kind = rng.random()
+            if kind < 0.6:
+                data[at] = rng.randrange(256)
+            elif kind < 0.8:
+                del data[at : at + rng.randint(1, 64)]
+            else:
+                data[at:at] = rng.randbytes(rng.randint(1, 16))
+        path = tmp_path / f"{attempt}{name}"
+        path.write_bytes(bytes(data))
+        try:
+            image, _ = read_rgb(path)
+        except ImageReadError as exc:
+            assert str(path) in str(exc)
+        else:
+            assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3

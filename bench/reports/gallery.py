@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from pathlib import Path
 
@@ -72,8 +73,9 @@ def gallery(frame: pd.DataFrame, dataset: str, data_dir: str | None, plot_dir: P
 
 def _tile(image: np.ndarray, caption: str, image_id: str, name: str, plot_dir: Path) -> dict:
     png = _png(_crop(image))
-    slug = "".join(ch if ch.isalnum() else "-" for ch in f"{image_id}-{name}")
-    path = plot_dir / f"gallery-{slug}.png"
+    # by hash: "a b.png" and "a-b.png" would share any readable slug
+    digest = hashlib.sha256(f"{image_id}\0{name}".encode()).hexdigest()[:16]
+    path = plot_dir / f"gallery-{digest}.png"
     with atomic_write(path) as tmp:
         tmp.write_bytes(png)
     return {

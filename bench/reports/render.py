@@ -33,6 +33,19 @@ def md_escape(value: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
+def md_code(value: object) -> str:
+    """`value` as a Markdown code span that nothing inside can end early, safe in a table cell too.
+
+    Code spans take no backslash escapes (a name would show its backslashes),
+    so the fence is one backtick longer than any run inside; newlines become
+    spaces and pipes are escaped, the one escape GFM tables apply even there.
+    """
+    text = str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def fmt(value: object, digits: int = 3) -> str:
     """A number for a table cell: fixed digits, "—" for missing, "inf" kept."""
     if _missing(value):
@@ -51,6 +64,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["md"] = md_escape
+    env.filters["code"] = md_code
     env.filters["fmt"] = fmt
     return env
 
@@ -171,7 +185,7 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_M
     summary = aggregate(frame, include_seen=include_seen)
     bd = bd_table(summary, anchor, method=method)
     originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
-    with ResultStore(run_dir / DB_NAME) as store:
+    with ResultStore(run_dir / DB_NAME, read_only=True) as store:
         runs = store.runs()
     latest = runs[-1] if runs else {}
     datasets = []
