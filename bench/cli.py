@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD as DEFAULT_BD_METHOD, METHODS as BD_METHODS
 from bench.codecs import CODECS
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.store import DB_NAME
 from bench.tasks.classifier import DEFAULT_NETWORK, NETWORKS
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS, DatasetNotFound, check_name, load_dataset
@@ -167,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets=datasets, codecs=codecs, out=out, qualities=parse_qualities(args.qualities, codecs),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
-        classify=not args.no_classify,
+        classify=not args.no_classify, max_pixels=args.max_pixels,
     )  # fmt: skip
     try:
         with _signals_as_interrupts():
@@ -189,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"{summary.rows_written} rows written, {summary.rows_already_done} already done, "
         f"{summary.errors.total()} failed rows, {summary.seconds:.1f} s"
+        + (f"; {summary.rows_forgotten} rows of changed images measured again" if summary.rows_forgotten else "")
     )
     for error, count in summary.errors.most_common(MAX_ERRORS_PRINTED):
         print(f"  failed ({count} rows): {error}")
@@ -453,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: runs/<datasets>); an existing one is resumed")
     run.add_argument("--data-dir", type=Path, help=data_help)
     run.add_argument("--weights-dir", type=Path, help="official CompressAI checkpoints (default $BENCH_WEIGHTS_DIR)")
+    run.add_argument("--max-pixels", type=_number(int, minimum=1), default=DEFAULT_MAX_PIXELS,
+                     help="pixel budget per image, checked from its header; larger images become error rows")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
     run.add_argument("--no-classify", action="store_true",

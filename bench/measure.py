@@ -18,7 +18,7 @@ import numpy as np
 from bench import metrics
 from bench.codecs import get_codec
 from bench.datasets import ImageRecord
-from bench.images import ImageReadError, read_rgb
+from bench.images import DEFAULT_MAX_PIXELS, ImageReadError, read_rgb
 from bench.tasks import classifier
 from bench.workers import heartbeat
 
@@ -38,6 +38,7 @@ class Task:
     records: tuple[ImageRecord, ...]
     pairs: tuple[tuple[str, float], ...]
     classifier: str | None = None  # the committed classifier (by name) run on originals and decoded images
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are error rows, refused from their header
 
 
 LEARNED_BATCH = 16
@@ -108,7 +109,7 @@ def _measured(codec, reference: metrics.Reference, data: bytes, decoded, encode_
 
 def base_row(task: Task, record: ImageRecord) -> dict:
     return {"dataset": task.dataset, "image": record.id, "label": record.label, "split": record.split,
-            "seen": int(record.seen)}
+            "seen": int(record.seen), "image_sha256": record.sha256}
 
 
 def evaluate(task: Task) -> list[dict]:
@@ -117,7 +118,7 @@ def evaluate(task: Task) -> list[dict]:
     for record in task.records:
         base = base_row(task, record)
         try:
-            image, note = read_rgb(record.path)
+            image, note = read_rgb(record.path, max_pixels=task.max_pixels)
         except ImageReadError as exc:
             rows += [{**base, "codec": c, "quality": q, "error": f"read: {exc}"} for c, q in task.pairs]
             continue

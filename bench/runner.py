@@ -29,6 +29,8 @@ from bench import __version__
 from bench.codecs import get_codec
 from bench.datasets import DEFAULT_SEED, load_dataset
 from bench.measure import LEARNED_BATCH, Task, base_row, evaluate
+from bench.files import sha256_of
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import classifier
 from bench.workers import IsolatingPool
@@ -75,6 +77,7 @@ class SweepConfig:
     scheduler: str | None = None  # address of a Dask scheduler (tcp://HOST:PORT); None: the local pool
     progress: bool = True
     classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
+    max_pixels: int = DEFAULT_MAX_PIXELS  # pixel budget per image, checked from its header
 
 
 @dataclasses.dataclass
@@ -84,6 +87,7 @@ class SweepSummary:
     out: Path
     rows_written: int = 0
     rows_already_done: int = 0
+    rows_forgotten: int = 0  # rows of images whose file changed since: deleted and measured again
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     """Failed rows by what failed: image (and codec, unless the image itself was unreadable) and error."""
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -116,7 +120,7 @@ def _worker_init(classifiers: Sequence[str] = ()) -> None:
 
 
 def _single_items(task: Task) -> list[Task]:
-    return [Task(task.dataset, (record,), (pair,), task.classifier) for record in task.records for pair in task.pairs]
+    return [dataclasses.replace(task, records=(record,), pairs=(pair,)) for record in task.records for pair in task.pairs]
 
 
 def _failure_rows(task: Task, reason: str) -> list[dict]:
@@ -189,6 +193,13 @@ def run_lock(out: Path) -> Iterator[None]:
         lock.release()
 
 
+def _digest(path: Path) -> str | None:
+    try:
+        return sha256_of(path)
+    except OSError:  # missing or unreadable: the task's read fails and says so in an error row
+        return None
+
+
 def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list[Task]:
     """Tasks for every (image, codec, quality) not yet in `store`."""
     codecs = []
@@ -201,7 +212,10 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
     tasks = []
     for dataset_name in config.datasets:
         dataset = load_dataset(dataset_name, config.data_dir)
-        records = dataset.select(config.split, config.limit, config.seed)
+        records = [dataclasses.replace(r, sha256=_digest(r.path)) for r in dataset.select(config.split, config.limit, config.seed)]
+        changed = store.changed_images(dataset.name, {r.id: r.sha256 for r in records})
+        if changed:  # replaced since they were measured: their rows are stale
+            summary.rows_forgotten += store.forget(dataset.name, changed)
         summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
@@ -211,14 +225,14 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:
-                tasks.append(Task(dataset.name, (record,), pairs, model))
+                tasks.append(Task(dataset.name, (record,), pairs, model, config.max_pixels))
         for codec, quality in wanted:  # batchable (learned) codecs: one task per pair and batch of images
             if codec.encode_batch is None:
                 continue
             todo = [r for r in records if (r.id, codec.name, quality) not in done]
             for start in range(0, len(todo), LEARNED_BATCH):
                 batch = tuple(todo[start : start + LEARNED_BATCH])
-                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), model))
+                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), model, config.max_pixels))
     return tasks
 
 

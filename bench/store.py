@@ -22,6 +22,7 @@ COLUMNS: dict[str, str] = {
     "quality": "REAL NOT NULL",
     "label": "TEXT",
     "split": "TEXT",
+    "image_sha256": "TEXT",  # of the image file when measured: a file replaced since is measured again
     "seen": "INTEGER",  # 1: a committed model trained or was selected on this image; excluded from scores
     "height": "INTEGER",
     "width": "INTEGER",
@@ -42,7 +43,7 @@ COLUMNS: dict[str, str] = {
     "error": "TEXT",
 }
 KEY = ("dataset", "image", "codec", "quality")
-REPRODUCIBLE = (*KEY, "label", "split", "seen", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
+REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
 
 _SCHEMA = f"""
@@ -124,6 +125,20 @@ class ResultStore:
         """(image, codec, quality) of every row already stored for `dataset`."""
         cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ?", (dataset,))
         return set(cursor.fetchall())
+
+    def changed_images(self, dataset: str, digests: Mapping[str, str | None]) -> set[str]:
+        """Images of `dataset` whose stored rows were measured on other file contents than `digests` say."""
+        cursor = self._db.execute(
+            "SELECT DISTINCT image, image_sha256 FROM results WHERE dataset = ? AND image_sha256 IS NOT NULL", (dataset,)
+        )
+        return {image for image, digest in cursor if image in digests and digests[image] != digest}
+
+    def forget(self, dataset: str, images: Iterable[str]) -> int:
+        """Delete every row of these images (to measure them again); how many rows went."""
+        with self._db:
+            cursor = self._db.executemany("DELETE FROM results WHERE dataset = ? AND image = ?",
+                                          [(dataset, image) for image in images])  # fmt: skip
+        return cursor.rowcount
 
     def add(self, rows: Iterable[Mapping]) -> int:
         """Insert `rows` in one transaction; rows already stored are left as they are."""

@@ -228,3 +228,34 @@ def test_a_run_directory_never_mixes_two_selections(tmp_path, capsys):
                 "--no-classify", *extra]  # fmt: skip
         assert main(argv) == 2
         assert "holds a run of another selection" in capsys.readouterr().err
+
+
+def test_an_image_over_the_pixel_budget_is_an_error_row_not_a_memory_bomb(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (3000, 3000), (10, 20, 30)).save(data / "big.png")  # 9 Mpx, a few KB on disk
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(data / "small.png")
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{data}", "--codecs", "jpeg", "--qualities", "50", "--out", str(out),
+                 "--jobs", "1", "--no-progress", "--max-pixels", "1000000"]) == 0  # fmt: skip
+    frame = pd.read_csv(out / "results.csv").set_index("image")
+    assert "exceeds the pixel budget of 1000000 (--max-pixels)" in frame.loc["big.png", "error"]
+    assert pd.isna(frame.loc["small.png", "error"])
+
+
+def test_disk_full_ends_with_one_line_naming_the_run_directory(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from bench import store
+
+    def full(self, rows):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(store.ResultStore, "add", full)
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "2", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk full while writing" in err and str(out) in err and "Traceback" not in err

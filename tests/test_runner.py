@@ -245,3 +245,24 @@ def test_five_parent_only_kills_at_random_moments_end_equal_to_an_uninterrupted_
     subprocess.run(_sweep_command(tmp_path / "clean", codecs, limit), check=True, capture_output=True)
     columns = list(REPRODUCIBLE)
     assert results(killed)[columns].equals(results(tmp_path / "clean")[columns])
+
+
+def test_an_image_replaced_between_runs_is_measured_again(tmp_path):
+    from bench.datasets.eurosat import SAMPLE_DIR
+
+    data = tmp_path / "data"
+    data.mkdir()
+    tiles = sorted((SAMPLE_DIR / "River").glob("*.jpg"))[:3]
+    for tile in tiles:
+        (data / tile.name).write_bytes(tile.read_bytes())
+    config = SweepConfig(datasets=[f"folder:{data}"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path / "run",
+                         jobs=1, progress=False)  # fmt: skip
+    sweep(config)
+    before = results(tmp_path / "run").set_index("image")
+    (data / tiles[0].name).write_bytes(sorted((SAMPLE_DIR / "Forest").glob("*.jpg"))[0].read_bytes())
+    again = sweep(config)
+    after = results(tmp_path / "run").set_index("image")
+    assert again.rows_forgotten == 1 and again.rows_written == 1 and again.rows_already_done == 2
+    assert after.loc[tiles[0].name, "image_sha256"] != before.loc[tiles[0].name, "image_sha256"]
+    assert after.loc[tiles[0].name, "bytes"] != before.loc[tiles[0].name, "bytes"]
+    assert (after.loc[[t.name for t in tiles[1:]], "encode_s"] == before.loc[[t.name for t in tiles[1:]], "encode_s"]).all()

@@ -36,6 +36,7 @@ class ImageRecord:
     label: str | None
     split: str = ""
     seen: bool = False  # trained or selected on by a committed model (see `seen_by_models`)
+    sha256: str | None = None  # of the file's bytes, set by the sweep's plan: rows are keyed on content too
 
 
 @dataclasses.dataclass(frozen=True)
