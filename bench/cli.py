@@ -327,8 +327,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from bench import gate
+    from bench.run import Run
 
-    run = _run_dir(args.run)
+    run = Run(_run_dir(args.run))
     try:
         path = gate.write_baseline(run, args.out, args.anchor)
     except gate.GateUsageError as exc:
@@ -339,12 +340,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from bench import gate
+    from bench.run import Run
 
-    run = _run_dir(args.run)
+    run = Run(_run_dir(args.run))
     try:
         path = Path(args.baseline) if args.baseline else gate.default_baseline(run)
         if not path.is_file():
-            raise UsageError(f"no baseline at {path}; write one with `python -m bench baseline {run}`")
+            raise UsageError(f"no baseline at {path}; write one with `python -m bench baseline {run.directory}`")
         baseline = gate.load_baseline(path)
         diff = gate.compare(run, baseline, gate.parse_tolerances(args.tolerance))
     except gate.GateUsageError as exc:
@@ -418,18 +420,20 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="keep images a committed model trained or was selected on in means and scores")
 
 
-def _write_outputs(run: Path, args: argparse.Namespace, report: bool = True) -> dict[str, Path]:
-    """Tables (and reports) of `run`, with the warnings a reader must see on the terminal too."""
+def _write_outputs(directory: Path, args: argparse.Namespace, report: bool = True) -> dict[str, Path]:
+    """Tables (and reports) of a run, with the warnings a reader must see on the terminal too."""
     from bench.reports import write_reports
-    from bench.tables import aggregate, results, small_samples, write_tables
+    from bench.run import Run
+    from bench.tables import small_samples, write_tables
 
-    paths = write_tables(run, args.anchor, args.bd_method, include_seen=args.include_seen)
+    run = Run(directory, include_seen=args.include_seen)
+    paths = write_tables(run, args.anchor, args.bd_method)
     if not paths:
-        print(f"warning: {run / DB_NAME} holds no rows: no tables or reports written", file=sys.stderr)
+        print(f"warning: {directory / DB_NAME} holds no rows: no tables or reports written", file=sys.stderr)
         return paths
     if report:
-        paths.update(write_reports(run, args.anchor, args.bd_method, include_seen=args.include_seen))
-    for warning in small_samples(aggregate(results(run), include_seen=args.include_seen)):
+        paths.update(write_reports(run, args.anchor, args.bd_method))
+    for warning in small_samples(run.summary):
         print(f"warning: {warning}", file=sys.stderr)
     return paths
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.bd import DEFAULT_ANCHOR, bd_table, headline
+from bench.bd import DEFAULT_ANCHOR, headline
 from bench.files import write_text
-from bench.store import DB_NAME, ResultStore
-from bench.tables import aggregate, results
+from bench.run import Run
 
 BASELINE_DIR = Path(__file__).resolve().parents[1] / "reports" / "baseline"
 
@@ -48,15 +47,13 @@ class GateUsageError(ValueError):
     """The comparison cannot be made (no baseline, codec missing from the run…)."""
 
 
-def run_identity(run_dir: Path) -> dict:
+def run_identity(run: Run) -> dict:
     """Dataset, source kind, split, limit and seed of the latest invocation of a run."""
-    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
-        runs = store.runs()
-    if not runs:
-        raise GateUsageError(f"{run_dir}: the database records no run")
-    info = runs[-1]
+    if not run.invocations:
+        raise GateUsageError(f"{run.directory}: the database records no run")
+    info = run.latest
     if len(info["datasets"]) != 1:
-        raise GateUsageError(f"{run_dir}: a baseline covers one dataset; this run has {list(info['datasets'])}")
+        raise GateUsageError(f"{run.directory}: a baseline covers one dataset; this run has {list(info['datasets'])}")
     (dataset, source), = info["datasets"].items()
     return {
         "dataset": dataset, "source": "sample" if "shipped sample" in source else "full",
@@ -73,22 +70,19 @@ def baseline_name(identity: dict) -> str:
     return name.replace(":", "_").replace("/", "_")
 
 
-def default_baseline(run_dir: Path) -> Path:
-    return BASELINE_DIR / f"{baseline_name(run_identity(run_dir))}.json"
+def default_baseline(run: Run) -> Path:
+    return BASELINE_DIR / f"{baseline_name(run_identity(run))}.json"
 
 
-def make_baseline(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
+def make_baseline(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict:
     """The baseline document of a run: its aggregate points, BD-rates and versions."""
-    identity = run_identity(run_dir)
-    frame = results(run_dir)
-    summary = aggregate(frame)
-    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
-        info = store.runs()[-1]
+    identity = run_identity(run)
+    summary, info = run.summary, run.latest
     columns = ["codec", "quality", "n_images", "n_errors", "bpp", "psnr", "ssim"]
     if summary["accuracy"].notna().any():
         columns.append("accuracy")
     points = summary[columns].to_dict("records")
-    bd = [{"codec": codec, "bd_rate_psnr": value} for codec, value in headline(bd_table(summary, anchor)).items()]
+    bd = [{"codec": codec, "bd_rate_psnr": value} for codec, value in headline(run.bd(anchor)).items()]
     return {
         **identity, "name": baseline_name(identity), "anchor": anchor, "git_commit": info.get("git_commit"),
         "codec_versions": info.get("codecs", {}), "packages": info.get("packages", {}),
@@ -96,8 +90,8 @@ def make_baseline(run_dir: Path, anchor: str = DEFAULT_ANCHOR) -> dict:
     }  # fmt: skip
 
 
-def write_baseline(run_dir: Path, path: Path | None = None, anchor: str = DEFAULT_ANCHOR) -> Path:
-    document = make_baseline(run_dir, anchor)
+def write_baseline(run: Run, path: Path | None = None, anchor: str = DEFAULT_ANCHOR) -> Path:
+    document = make_baseline(run, anchor)
     path = Path(path) if path else BASELINE_DIR / f"{document['name']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(document, indent=1, allow_nan=False, default=float) + "\n")
@@ -151,7 +145,7 @@ def _baseline_problem(document: object) -> str | None:
     return None
 
 
-def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | None = None) -> pd.DataFrame:
+def compare(run: Run, baseline: dict, tolerances: dict[str, Tolerance] | None = None) -> pd.DataFrame:
     """One row per checked value: codec, quality, metric, baseline, run, delta, status.
 
     A value that is missing (NaN) in the run where the baseline has a number,
@@ -159,12 +153,12 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
     be computed are regressions.
     """
     tolerances = {**TOLERANCES, **(tolerances or {})}
-    identity = run_identity(run_dir)
+    identity = run_identity(run)
     mismatched = {k: (baseline.get(k), identity[k]) for k in ("dataset", "source", "split", "limit", "seed")
                   if baseline.get(k) != identity[k]}  # fmt: skip
     if mismatched:
         raise GateUsageError(f"baseline {baseline.get('name')} is for another run setup: {mismatched} (baseline, run)")
-    summary = aggregate(results(run_dir))
+    summary = run.summary
     points = summary.set_index(["codec", "quality"])
     missing = sorted({p["codec"] for p in baseline["points"]} - set(summary["codec"]))
     if missing:
@@ -184,7 +178,7 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
             delta, status = _verdict(metric, base, value, tolerances[metric])
             rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
                          "delta": delta, "status": status})  # fmt: skip
-    current_bd = headline(bd_table(summary, baseline["anchor"]))
+    current_bd = headline(run.bd(baseline["anchor"]))
     for row in baseline["bd"]:
         value = float(current_bd.get(row["codec"], math.nan))
         delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])
@@ -193,10 +187,9 @@ def compare(run_dir: Path, baseline: dict, tolerances: dict[str, Tolerance] | No
     return pd.DataFrame(rows)
 
 
-def version_changes(run_dir: Path, baseline: dict) -> dict[str, tuple[str, str]]:
+def version_changes(run: Run, baseline: dict) -> dict[str, tuple[str, str]]:
     """Codecs whose library version differs from the baseline's: name → (baseline, run)."""
-    with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
-        current = store.runs()[-1].get("codecs", {})
+    current = run.latest.get("codecs", {})
     return {c: (v, current.get(c, "absent")) for c, v in baseline.get("codec_versions", {}).items() if current.get(c) != v}
 
 

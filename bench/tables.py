@@ -9,17 +9,21 @@ dataset × codec. All are written next to the database as CSV and Parquet by
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit  # Student t quantiles; scipy.stats costs 0.5 s more to import
 
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, bd_table
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD
 from bench.codecs import CODECS
 from bench.files import atomic_write
 from bench.metrics import METRICS, PSNR_CAP_DB
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import scores
+
+if TYPE_CHECKING:
+    from bench.run import Run
 
 GROUP = ["dataset", "codec", "quality"]
 
@@ -27,7 +31,10 @@ GROUP = ["dataset", "codec", "quality"]
 def results(run_dir: Path) -> pd.DataFrame:
     """Every stored row of the run in `run_dir` (tidy: one row per image × codec × quality)."""
     with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
-        frame = store.frame()
+        return with_family(store.frame())
+
+
+def with_family(frame: pd.DataFrame) -> pd.DataFrame:
     frame["family"] = frame["codec"].map(lambda name: CODECS[name].family if name in CODECS else "unknown")
     return frame
 
@@ -41,7 +48,7 @@ def _mean_ci95(values: pd.Series) -> tuple[float, float]:
     mean = float(clean.mean())
     if n < 2:
         return mean, np.nan
-    return mean, float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / np.sqrt(n))
+    return mean, float(stdtrit(n - 1, 0.975) * clean.std(ddof=1) / np.sqrt(n))
 
 
 MIN_SCORED = 100
@@ -171,22 +178,18 @@ def _quality_rank(codec: str, quality: float) -> float:
     return quality
 
 
-def write_tables(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
-                 include_seen: bool = False) -> dict[str, Path]:  # fmt: skip
-    """Write results, aggregate and BD tables as CSV and Parquet into `run_dir`; their paths.
+def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict[str, Path]:
+    """Write results, aggregate and BD tables as CSV and Parquet into the run directory; their paths.
 
     A database without rows writes nothing: tables from an earlier state are
     never replaced by empty ones.
     """
-    run_dir = Path(run_dir)
-    frame = results(run_dir)
-    if frame.empty:
+    if run.frame.empty:
         return {}
-    summary = aggregate(frame, include_seen=include_seen)
-    tables = {"results": frame, "aggregate": summary, "bd": bd_table(summary, anchor, method=method)}
+    tables = {"results": run.frame, "aggregate": run.summary, "bd": run.bd(anchor, method)}
     paths = {}
     for name, table in tables.items():
-        for path in (run_dir / f"{name}.csv", run_dir / f"{name}.parquet"):
+        for path in (run.directory / f"{name}.csv", run.directory / f"{name}.parquet"):
             with atomic_write(path) as tmp:
                 if path.suffix == ".csv":
                     table.to_csv(tmp, index=False)

@@ -71,8 +71,9 @@ def test_baseline_for_another_setup_is_refused(run_dir, baseline, capsys):
 
 def test_default_baseline_name_follows_the_run(run_dir):
     from bench.gate import default_baseline
+    from bench.run import Run
 
-    assert default_baseline(run_dir).name == "eurosat-sample-limit6.json"
+    assert default_baseline(Run(run_dir)).name == "eurosat-sample-limit6.json"
 
 
 def test_committed_baseline_matches_the_default_run():

@@ -19,8 +19,8 @@ from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import confusion_figure, rd_figure, save_png
-from bench.store import DB_NAME, ResultStore
-from bench.tables import aggregate, original_accuracy, results, small_samples
+from bench.run import Run
+from bench.tables import original_accuracy, small_samples
 
 MAX_FAILURES_LISTED = 200
 _FIGURES = (("psnr", "bpp"), ("ssim", "bpp"), ("ms_ssim", "bpp"), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
@@ -177,17 +177,13 @@ def _bd_tables(summary: pd.DataFrame, bd: pd.DataFrame, dataset: str, anchor: st
     return tables
 
 
-def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
-            include_seen: bool = False) -> dict:  # fmt: skip
+def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict:
     """Everything the report templates show, computed from the run's database."""
-    run_dir = Path(run_dir)
-    frame = results(run_dir)
-    summary = aggregate(frame, include_seen=include_seen)
-    bd = bd_table(summary, anchor, method=method)
+    run_dir = Path(run.directory)
+    frame, summary, bd = run.frame, run.summary, run.bd(anchor, method)
     originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
-    with ResultStore(run_dir / DB_NAME, read_only=True) as store:
-        runs = store.runs()
-    latest = runs[-1] if runs else {}
+    runs = run.invocations
+    latest = run.latest
     datasets = []
     for name in summary["dataset"].unique() if not summary.empty else []:
         rows = frame[frame["dataset"] == name]
@@ -238,7 +234,7 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_M
         "n_rows": len(frame),
         "anchor": anchor,
         "bd_method": method,
-        "include_seen": include_seen,
+        "include_seen": run.include_seen,
         "n_seen": int((frame["seen"] == 1).sum()) if "seen" in frame else 0,
         "small_samples": small_samples(summary),
         "rate_labels": RATE_LABELS,
@@ -247,12 +243,11 @@ def context(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_M
     }
 
 
-def write_reports(run_dir: Path, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
-                  include_seen: bool = False) -> dict[str, Path]:  # fmt: skip
-    """Render ``report.md`` and ``report.html`` (self-contained) into `run_dir`."""
-    run_dir = Path(run_dir)
+def write_reports(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict[str, Path]:
+    """Render ``report.md`` and ``report.html`` (self-contained) into the run directory."""
+    run_dir = Path(run.directory)
     (run_dir / "plots").mkdir(exist_ok=True)
-    values = context(run_dir, anchor, method, include_seen=include_seen)
+    values = context(run, anchor, method)
     env = _environment()
     paths = {}
     for name in ("report.md", "report.html"):

@@ -1,0 +1,54 @@
+"""One read side: a run directory opened once, serving everything tables, reports and the gate derive from it.
+
+The database is read once (rows and invocations); the aggregate and each BD
+table are computed once and shared by every consumer of the same view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import pandas as pd
+
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, bd_table
+from bench.store import DB_NAME, ResultStore
+from bench.tables import aggregate, with_family
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A run directory, read-only. `include_seen` keeps seen images in the distortion means (never in accuracy)."""
+
+    directory: Path
+    include_seen: bool = False
+
+    @functools.cached_property
+    def _stored(self) -> tuple[pd.DataFrame, list[dict]]:
+        with ResultStore(Path(self.directory) / DB_NAME, read_only=True) as store:
+            return with_family(store.frame()), store.runs()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every stored row (tidy: one row per image × codec × quality)."""
+        return self._stored[0]
+
+    @property
+    def invocations(self) -> list[dict]:
+        """Metadata of every invocation that wrote to the run, oldest first."""
+        return self._stored[1]
+
+    @property
+    def latest(self) -> dict:
+        return self.invocations[-1] if self.invocations else {}
+
+    @functools.cached_property
+    def summary(self) -> pd.DataFrame:
+        """One row per dataset × codec × quality (see `bench.tables.aggregate`)."""
+        return aggregate(self.frame, include_seen=self.include_seen)
+
+    @functools.cache
+    def bd(self, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> pd.DataFrame:
+        """The tidy BD table against `anchor`."""
+        return bd_table(self.summary, anchor, method=method)
