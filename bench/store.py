@@ -42,6 +42,7 @@ COLUMNS: dict[str, str] = {
     "note": "TEXT",
     "error": "TEXT",
 }
+_DTYPES = {"TEXT": "object", "REAL": "float64", "INTEGER": "Int64"}  # Int64: integers that may be NULL
 KEY = ("dataset", "image", "codec", "quality")
 REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
@@ -149,8 +150,15 @@ class ResultStore:
         return cursor.rowcount
 
     def frame(self) -> pd.DataFrame:
-        """All rows as a DataFrame, in key order."""
-        return pd.read_sql_query(f"SELECT * FROM results ORDER BY {', '.join(KEY)}", self._db)
+        """All rows as a DataFrame, in key order, each column of its schema's type even when all values are NULL."""
+        frame = pd.read_sql_query(f"SELECT * FROM results ORDER BY {', '.join(KEY)}", self._db)
+        for name, kind in COLUMNS.items():
+            if name in frame:
+                try:
+                    frame[name] = frame[name].astype(_DTYPES[kind.split()[0]])
+                except (TypeError, ValueError):  # SQLite is typeless: a REAL in an INTEGER column stays a float
+                    frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        return frame
 
     def add_run(self, started: str, info: Mapping) -> None:
         with self._db:

@@ -259,3 +259,16 @@ def test_disk_full_ends_with_one_line_naming_the_run_directory(tmp_path, capsys,
                  "--no-progress", "--no-classify"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "disk full while writing" in err and str(out) in err and "Traceback" not in err
+
+
+def test_tables_have_their_schema_types_and_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    out = _small_run(tmp_path)
+    frame = pd.read_parquet(out / "results.parquet")
+    assert frame["ms_ssim"].dtype == "float64" and frame["bytes"].dtype == "Int64"  # ms_ssim is all NaN on tiles
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("results.csv", "aggregate.parquet", "report.html"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask
