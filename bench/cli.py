@@ -12,6 +12,7 @@ import difflib
 import errno
 import math
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -168,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets=datasets, codecs=codecs, out=out, qualities=parse_qualities(args.qualities, codecs),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
-        classify=not args.no_classify, max_pixels=args.max_pixels,
+        classify=not args.no_classify, max_pixels=args.max_pixels, command=args.command_line,
     )  # fmt: skip
     try:
         with _signals_as_interrupts():
@@ -568,7 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code (0 ok, 1 regression or failed download, 2 usage, 3 locked, 4 internal)."""
     from bench.store import UnusableDatabase
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "bench", *argv])  # what to type to run it again
     try:
         return args.handler(args)
     except (UsageError, UnusableDatabase) as exc:

@@ -18,6 +18,7 @@ import functools
 import datetime as dt
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -78,6 +79,7 @@ class SweepConfig:
     progress: bool = True
     classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
     max_pixels: int = DEFAULT_MAX_PIXELS  # pixel budget per image, checked from its header
+    command: str = ""  # the command line that started the sweep, as a user would type it again
 
 
 @dataclasses.dataclass
@@ -241,7 +243,7 @@ def run_info(config: SweepConfig, summary: SweepSummary) -> dict:
     return {
         "bench_version": __version__,
         "git_commit": git_commit(),
-        "command": " ".join(sys.argv),
+        "command": config.command or shlex.join(sys.argv),
         "datasets": summary.datasets,
         "codecs": {name: get_codec(name).version for name in config.codecs if name not in summary.unavailable},
         "unavailable": summary.unavailable,

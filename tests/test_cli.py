@@ -272,3 +272,13 @@ def test_tables_have_their_schema_types_and_the_usual_permissions(tmp_path):
     os.umask(umask)
     for name in ("results.csv", "aggregate.parquet", "report.html"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_the_report_answers_first_and_shows_a_runnable_command(tmp_path):
+    out = tmp_path / "run dir"
+    assert main(["run", "--codecs", "jpeg,webp", "--qualities", "10,50,90", "--limit", "3", "--out", str(out),
+                 "--jobs", "1", "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    markdown = (out / "report.md").read_text()
+    headings = re.findall(r"^#{2,3} (.+)$", markdown, flags=re.M)
+    assert headings[0].startswith("Dataset") and headings[1].startswith("Best codec") and headings[-1] == "Run"
+    assert f"python -m bench run --codecs jpeg,webp --qualities 10,50,90 --limit 3 --out '{out}'" in markdown

@@ -140,7 +140,7 @@ def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
     for axis in axes:
         label, _ = _axis_label(axis)
         headers += [f"BD-rate ({label})", f"BD-{label}"]
-    headers += ["common interval (PSNR · log-rate)", "points dropped"]
+    headers += ["common interval (PSNR · log-rate)", "points dropped (PSNR)"]
     table = []
     for codec, group in rows.groupby("codec", sort=False):
         by_axis = group.set_index("quality_axis")
@@ -154,7 +154,7 @@ def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
                          else f"n/a: {row['note_quality']}")  # fmt: skip
         psnr = by_axis.loc["psnr"] if "psnr" in by_axis.index else by_axis.iloc[0]
         cells.append(f"{100 * psnr['coverage_quality']:.0f}% · {100 * psnr['coverage_rate']:.0f}%")
-        cells.append(str(int(group["dropped"].max())))
+        cells.append(str(int(psnr["dropped"])))
         table.append(cells)
     return {"rate": rate, "rate_label": RATE_LABELS[rate], "headers": headers, "rows": table}
 
