@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # reports are written headless; never open a window
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -15,23 +17,34 @@ from bench.codecs import CODECS  # noqa: E402
 from bench.files import atomic_write  # noqa: E402
 
 _MARKERS = "osD^vP*Xhp<>"
-METRIC_LABELS = {"psnr": "PSNR (dB, RGB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "top-1 accuracy (test split)"}
+STYLES = {
+    "jpeg": ("#1f77b4", "o"), "jpeg444": ("#6baed6", "s"), "jpeg2000": ("#ff7f0e", "D"), "webp": ("#2ca02c", "^"),
+    "bpg": ("#d62728", "v"), "heic": ("#e7969c", "P"), "avif": ("#9467bd", "X"), "jpegxl": ("#8c564b", "h"),
+    "cvae": ("#e377c2", "o"), "cvae-task": ("#7b4173", "*"), "bmshj2018-factorized": ("#17becf", "s"),
+    "bmshj2018-hyperprior": ("#bcbd22", "D"), "mbt2018-mean": ("#393b79", "^"), "mbt2018": ("#637939", "v"),
+    "cheng2020-anchor": ("#843c39", "P"), "cheng2020-attn": ("#636363", "X"),
+}  # fmt: skip
+"""A fixed colour and marker per built-in codec: the same in every plot of every report, no two alike."""
+METRIC_LABELS = {"psnr": "PSNR (dB, RGB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "top-1 accuracy (unseen images)"}
 RATE_LABELS = {
-    "bpp": "bits per pixel (whole stand-alone file)",
-    "bpp_payload": "bits per pixel (payload: headers/containers excluded)",
+    "bpp": "bits per pixel (whole stand-alone file, log scale)",
+    "bpp_payload": "bits per pixel (payload: headers/containers excluded, log scale)",
 }
 
 
 def codec_style(name: str) -> dict:
-    """The same colour and marker for a codec in every plot; learned codecs dashed."""
-    names = list(CODECS)
-    index = names.index(name) if name in names else len(names) + hash(name) % 7
+    """The same colour and marker for a codec in every plot; learned codecs dashed.
+
+    Codecs without a fixed style (plug-ins) get one derived from a stable hash of their name.
+    """
+    if name in STYLES:
+        color, marker = STYLES[name]
+    else:
+        digest = zlib.crc32(name.encode())
+        color, marker = plt.get_cmap("tab20")(digest % 20), _MARKERS[(digest // 20) % len(_MARKERS)]
     codec = CODECS.get(name)
-    return {
-        "color": plt.get_cmap("tab10")(index % 10),
-        "marker": _MARKERS[index % len(_MARKERS)],
-        "linestyle": "--" if codec is not None and codec.family == "learned" else "-",
-    }
+    return {"color": color, "marker": marker,
+            "linestyle": "--" if codec is not None and codec.family == "learned" else "-"}  # fmt: skip
 
 
 def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", title: str = "") -> plt.Figure:
@@ -45,6 +58,8 @@ def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", ti
             rows[rate], rows[metric], yerr=rows[f"{metric}_ci95"].fillna(0.0) if f"{metric}_ci95" in rows else None,
             label=codec, capsize=2, markersize=4, linewidth=1.4, **codec_style(codec),
         )  # fmt: skip
+    axes.set_xscale("log")  # learned codecs live at 0.1–0.5 bpp, classical ones up to 9: log rate shows both
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.set_xlabel(RATE_LABELS[rate])
     axes.set_ylabel(METRIC_LABELS[metric])
     axes.set_title(title)
