@@ -186,8 +186,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 128 + exc.signum
     for name, source in summary.datasets.items():
         print(f"dataset {name}: {source}")
-    for name, reason in summary.unavailable.items():
-        print(f"skipped codec {name}: {reason}")
+    if summary.unavailable and args.verbose:
+        for name, reason in summary.unavailable.items():
+            print(f"skipped codec {name}: {reason}")
+    elif summary.unavailable:
+        print(f"skipped {len(summary.unavailable)} unavailable codec(s): {', '.join(summary.unavailable)} "
+              "(why: -v or `python -m bench codecs`)")  # fmt: skip
     print(
         f"{summary.rows_written} rows written, {summary.rows_already_done} already done, "
         f"{summary.errors.total()} failed rows, {summary.seconds:.1f} s"
@@ -203,11 +207,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:
+    width = max(map(len, CODECS))
     for codec in CODECS.values():
         state = codec.version if codec.available else f"UNAVAILABLE: {codec.unavailable_reason}"
-        print(f"{codec.name:<10} {codec.family:<9} {state}")
-        print(f"{'':<10} {codec.description}")
-        print(f"{'':<10} sweep ({codec.quality_name}): {', '.join(f'{q:g}' for q in codec.qualities)}")
+        print(f"{codec.name:<{width}} {codec.family:<9} {state}")
+        print(f"{'':<{width}} {codec.description}")
+        print(f"{'':<{width}} sweep ({codec.quality_name}): {', '.join(f'{q:g}' for q in codec.qualities)}")
     return 0
 
 
@@ -231,18 +236,22 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         from bench.datasets.base import manifest_path, write_manifest
 
         dataset = _load_or_usage_error(args.name, args.data_dir)
-        path = args.out or manifest_path(dataset.name, args.seed)
+        committed = manifest_path(dataset.name, args.seed)
+        path = args.out or Path("runs") / "manifests" / committed.name
+        if path.resolve() == committed.resolve() and committed.exists() and not args.force:
+            raise UsageError(f"{path} is the committed split every committed model used; add --force to replace it")
         write_manifest(assign_splits(dataset.records, args.seed), path)
         print(f"wrote {path} ({len(dataset.records)} images of {dataset.source})")
         return 0
+    width = max(map(len, DATASETS))
     for name in DATASETS:
         try:
             dataset = load_dataset(name, args.data_dir)
         except DatasetNotFound as exc:
-            print(f"{name:<8} not found: {exc}")
+            print(f"{name:<{width}} not found: {exc}")
             continue
         classes = f"{len(dataset.classes)} classes" if dataset.labelled else "unlabelled"
-        print(f"{name:<8} {dataset.source}; {classes}; licence: {dataset.licence}")
+        print(f"{name:<{width}} {dataset.source}; {classes}; licence: {dataset.licence}")
     return 0
 
 
@@ -306,12 +315,17 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.action == "download":
         if args.arch not in checkpoints.OFFICIAL_PREFIXES:
             raise UsageError(f"no official checkpoints for {args.arch!r}; valid: {', '.join(checkpoints.OFFICIAL_PREFIXES)}")
-        target = args.weights_dir or checkpoints.weights_dir()
-        if target is None:
-            raise UsageError(f"give --weights-dir or set ${checkpoints.WEIGHTS_DIR_ENV}")
+        from bench.datasets.download import DownloadError, default_cache
+
+        target = args.weights_dir or checkpoints.weights_dir() or default_cache().parent / "weights"
         qualities = [int(q) for q in _names(args.qualities)] if args.qualities else sorted(checkpoints.official_urls(args.arch))
-        for path in checkpoints.download_official(args.arch, qualities, target):
-            print(f"ok {path}")
+        try:
+            for path in checkpoints.download_official(args.arch, qualities, target):
+                print(f"ok {path}")
+        except DownloadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"use them with --weights-dir {target} (or ${checkpoints.WEIGHTS_DIR_ENV})")
         return 0
     if args.weights_dir:
         os.environ[checkpoints.WEIGHTS_DIR_ENV] = str(args.weights_dir)
@@ -463,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-pixels", type=_number(int, minimum=1), default=DEFAULT_MAX_PIXELS,
                      help="pixel budget per image, checked from its header; larger images become error rows")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("-v", "--verbose", action="store_true", help="say why each skipped codec is unavailable")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
     run.add_argument("--no-classify", action="store_true",
                      help="skip downstream accuracy (on by default for labelled datasets with a classifier)")  # fmt: skip
@@ -479,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("name", nargs="?", default="eurosat", help="dataset for download/manifest")
     datasets.add_argument("--data-dir", type=Path, help=data_help)
     datasets.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed of the manifest")
-    datasets.add_argument("--out", type=Path, help="manifest path (default datasets/manifests/<name>-seed<seed>.csv)")
+    datasets.add_argument("--out", type=Path, help="manifest path (default runs/manifests/<name>-seed<seed>.csv)")
+    datasets.add_argument("--force", action="store_true", help="allow replacing a committed manifest in datasets/")
     datasets.set_defaults(handler=cmd_datasets)
 
     trainer = commands.add_parser("train", help="train a learned codec checkpoint (resumable) and write its card")

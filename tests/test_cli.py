@@ -282,3 +282,24 @@ def test_the_report_answers_first_and_shows_a_runnable_command(tmp_path):
     headings = re.findall(r"^#{2,3} (.+)$", markdown, flags=re.M)
     assert headings[0].startswith("Dataset") and headings[1].startswith("Best codec") and headings[-1] == "Run"
     assert f"python -m bench run --codecs jpeg,webp --qualities 10,50,90 --limit 3 --out '{out}'" in markdown
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["datasets", "manifest", "eurosat", "--out", "datasets/manifests/eurosat-seed0.csv"],
+     ["classifier", "train", "--out", "codecs/classifier"],
+     ["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "3", "--out", "codecs"]],
+    ids=["manifest", "classifier", "checkpoint"],
+)  # fmt: skip
+def test_commands_never_overwrite_a_committed_asset_without_force(argv, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    before = {path: path.stat().st_mtime_ns for path in Path("datasets/manifests").glob("*.csv")}
+    assert main(argv) == 2
+    assert "--force" in capsys.readouterr().err
+    assert before == {path: path.stat().st_mtime_ns for path in Path("datasets/manifests").glob("*.csv")}
+
+
+def test_a_manifest_goes_to_runs_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["datasets", "manifest", "eurosat"]) == 0
+    assert (tmp_path / "runs" / "manifests" / "eurosat-seed0.csv").is_file()

@@ -73,3 +73,18 @@ def test_every_download_source_has_a_full_sha256():
 def test_manual_only_dataset_says_where_to_get_it(tmp_path):
     with pytest.raises(dl.DownloadError, match="lehaifeng/RSI-CB"):
         dl.download("rsi-cb256", tmp_path)
+
+
+def test_an_offline_download_is_one_line_saying_where_to_put_the_file(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from bench.cli import main
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["datasets", "download", "kodak", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot fetch" in err and "put it at" in err and "Traceback" not in err

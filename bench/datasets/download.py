@@ -13,6 +13,7 @@ import dataclasses
 import os
 import shutil
 import tarfile
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -76,14 +77,31 @@ def default_cache() -> Path:
 
 
 def fetch_url(url: str, path: Path) -> None:
-    """Download `url` to `path`, continuing a partial ``.part`` file where the server allows it."""
+    """Download `url` to `path` with a progress bar, continuing a partial ``.part`` file where the server allows it.
+
+    Raises:
+        DownloadError: the server cannot be reached or the transfer broke; the message says where to put the
+            file by hand.
+    """
+    from tqdm import tqdm
+
     partial = path.with_name(path.name + ".part")
     done = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        resumed = done and getattr(response, "status", 200) == 206
-        with open(partial, "ab" if resumed else "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            resumed = done and getattr(response, "status", 200) == 206
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with open(partial, "ab" if resumed else "wb") as out, tqdm(
+                total=total, initial=0, unit="B", unit_scale=True, desc=path.name, leave=False
+            ) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"cannot fetch {url} ({reason}); without network, download it elsewhere and put it "
+                            f"at {path}") from None  # fmt: skip
     partial.replace(path)
 
 
