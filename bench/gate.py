@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.bd import DEFAULT_ANCHOR, headline
+from bench.metrics import METRICS
 from bench.files import write_text
 from bench.run import Run
 
@@ -36,11 +37,11 @@ class Tolerance:
 
 TOLERANCES = {
     "bpp": Tolerance(0.005, relative=True, higher_is_better=False),  # +0.5% bytes
-    "psnr": Tolerance(0.02, relative=False, higher_is_better=True),  # −0.02 dB
-    "ssim": Tolerance(0.0005, relative=False, higher_is_better=True),
+    **{m.name: Tolerance(m.tolerance, relative=False, higher_is_better=m.higher_is_better)
+       for m in METRICS.values() if m.tolerance > 0},  # each metric's own, from its registry entry
     "accuracy": Tolerance(0.02, relative=False, higher_is_better=True),  # −2 points: one test image of 99 is ~1
     "bd_rate_psnr": Tolerance(0.25, relative=False, higher_is_better=False),  # +0.25 percentage points
-}
+}  # fmt: skip
 
 
 class GateUsageError(ValueError):
@@ -78,9 +79,7 @@ def make_baseline(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict:
     """The baseline document of a run: its aggregate points, BD-rates and versions."""
     identity = run_identity(run)
     summary, info = run.summary, run.latest
-    columns = ["codec", "quality", "n_images", "n_errors", "bpp", "psnr", "ssim"]
-    if summary["accuracy"].notna().any():
-        columns.append("accuracy")
+    columns = ["codec", "quality", "n_images", "n_errors", *[m for m in TOLERANCES if m in summary and summary[m].notna().any()]]
     points = summary[columns].to_dict("records")
     bd = [{"codec": codec, "bd_rate_psnr": value} for codec, value in headline(run.bd(anchor)).items()]
     return {

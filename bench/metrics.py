@@ -268,6 +268,7 @@ class Metric:
         bd_min_span: shortest common interval of two curves on this axis that a BD-rate is computed over.
         min_side: shortest image side it is defined for (NaN below it).
         cap: value that replaces +inf in means (PSNR of identical images), None when it cannot be infinite.
+        shown: whether reports show it (MSE is stored and aggregated, but PSNR says the same to a reader).
     """
 
     name: str
@@ -280,12 +281,13 @@ class Metric:
     bd_min_span: float = 0.0
     min_side: int = 1
     cap: float | None = None
+    shown: bool = True
 
 
 METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
-        Metric("mse", "MSE", "", _mse, higher_is_better=False),
+        Metric("mse", "MSE", "", _mse, higher_is_better=False, shown=False),
         Metric("psnr", "PSNR", "dB", _psnr, tolerance=0.02, bd_axis=True, bd_min_span=0.5, cap=PSNR_CAP_DB),
         Metric("ssim", "SSIM", "", _ssim, tolerance=0.0005, bd_axis=True, bd_min_span=0.005, min_side=SSIM_MIN_SIDE),
         Metric("ms_ssim", "MS-SSIM", "", _ms_ssim, tolerance=0.0005, bd_axis=True, bd_min_span=0.005,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics import METRICS
+
 DB_NAME = "results.sqlite"
 
 COLUMNS: dict[str, str] = {
@@ -31,10 +33,7 @@ COLUMNS: dict[str, str] = {
     "header_bytes": "INTEGER",
     "bpp": "REAL",
     "bpp_payload": "REAL",
-    "mse": "REAL",
-    "psnr": "REAL",
-    "ssim": "REAL",
-    "ms_ssim": "REAL",
+    **{name: "REAL" for name in METRICS},
     "encode_s": "REAL",
     "decode_s": "REAL",
     "predicted": "TEXT",
@@ -44,7 +43,7 @@ COLUMNS: dict[str, str] = {
 }
 _DTYPES = {"TEXT": "object", "REAL": "float64", "INTEGER": "Int64"}  # Int64: integers that may be NULL
 KEY = ("dataset", "image", "codec", "quality")
-REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", "mse", "psnr", "ssim", "error")
+REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", *METRICS, "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
 
 _SCHEMA = f"""

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 
 from bench.codecs import CODECS  # noqa: E402
 from bench.files import atomic_write  # noqa: E402
+from bench.metrics import METRICS  # noqa: E402
 
 _MARKERS = "osD^vP*Xhp<>"
 STYLES = {
@@ -25,7 +26,12 @@ STYLES = {
     "cheng2020-anchor": ("#843c39", "P"), "cheng2020-attn": ("#636363", "X"),
 }  # fmt: skip
 """A fixed colour and marker per built-in codec: the same in every plot of every report, no two alike."""
-METRIC_LABELS = {"psnr": "PSNR (dB, RGB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "top-1 accuracy (unseen images)"}
+def axis_label(name: str) -> str:
+    """A metric's label and unit from the registry; downstream accuracy has its own."""
+    if name == "accuracy":
+        return "top-1 accuracy (unseen images)"
+    metric = METRICS[name]
+    return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
 RATE_LABELS = {
     "bpp": "bits per pixel (whole stand-alone file, log scale)",
     "bpp_payload": "bits per pixel (payload: headers/containers excluded, log scale)",
@@ -61,7 +67,7 @@ def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", ti
     axes.set_xscale("log")  # learned codecs live at 0.1–0.5 bpp, classical ones up to 9: log rate shows both
     axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.set_xlabel(RATE_LABELS[rate])
-    axes.set_ylabel(METRIC_LABELS[metric])
+    axes.set_ylabel(axis_label(metric))
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, ncol=2)

@@ -18,12 +18,12 @@ from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, bd_table, strongest_
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
-from bench.reports.plots import confusion_figure, rd_figure, save_png
+from bench.reports.plots import axis_label, confusion_figure, rd_figure, save_png
 from bench.run import Run
 from bench.tables import original_accuracy, small_samples
 
 MAX_FAILURES_LISTED = 200
-_FIGURES = (("psnr", "bpp"), ("ssim", "bpp"), ("ms_ssim", "bpp"), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
+_FIGURES = (*((m.name, "bpp") for m in metrics.METRICS.values() if m.bd_axis), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
@@ -80,7 +80,7 @@ def _figures(summary: pd.DataFrame, dataset: str, plot_dir: Path) -> list[dict]:
         if summary[metric].notna().sum() == 0:
             continue
         path = plot_dir / f"rd-{slug}-{metric}-{rate}.png"
-        title = f"{dataset}: {metrics_label(metric)} vs {rate}"
+        title = f"{dataset}: {axis_label(metric)} vs {rate}"
         png = save_png(rd_figure(summary, metric, rate, title), path)
         figures.append(
             {
@@ -92,8 +92,25 @@ def _figures(summary: pd.DataFrame, dataset: str, plot_dir: Path) -> list[dict]:
     return figures
 
 
-def metrics_label(metric: str) -> str:
-    return {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "accuracy"}[metric]
+def _summary_view(rows: list[dict]) -> dict:
+    """The per-point table for people: headers and formatted cells, one metric column (± CI) per registry entry."""
+    shown = [m for m in metrics.METRICS.values() if m.shown and any(not _missing(row.get(m.name)) for row in rows)]
+    headers = ["codec", "quality", "images", "errors", "bpp", "bpp payload",
+               *(f"{m.label} ({m.unit})" if m.unit else m.label for m in shown),
+               "accuracy [95%] n", "F1 (w)", "RDAI", "encode ms", "decode ms"]  # fmt: skip
+    table = []
+    for row in rows:
+        digits = {m.name: 2 if m.unit == "dB" else 4 for m in shown}
+        cells = [row["codec"], f"{row['quality']:g}", str(row["n_images"]), str(row["n_errors"]), fmt(row["bpp"]),
+                 fmt(row["bpp_payload"])]  # fmt: skip
+        cells += [f"{fmt(row[m.name], digits[m.name])} ± {fmt(row[m.name + '_ci95'], digits[m.name])}" for m in shown]
+        accuracy = fmt(row.get("accuracy"), 3)
+        if row.get("n_scored"):
+            accuracy += f" [{fmt(row['accuracy_low'], 2)}, {fmt(row['accuracy_high'], 2)}] n={row['n_scored']}"
+        cells += [accuracy, fmt(row.get("f1_weighted"), 3), fmt(row.get("rdai"), 3), fmt(row["encode_ms"], 2),
+                  fmt(row["decode_ms"], 2)]  # fmt: skip
+        table.append(cells)
+    return {"headers": headers, "rows": table}
 
 
 def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir: Path) -> dict | None:
@@ -198,7 +215,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "source": latest.get("datasets", {}).get(name, ""),
                 "n_images": rows["image"].nunique(),
                 "classes": sorted(rows["label"].dropna().unique()),
-                "summary": summary[summary["dataset"] == name].to_dict("records"),
+                "summary": _summary_view(summary[summary["dataset"] == name].to_dict("records")),
                 "bd_tables": _bd_tables(summary, bd, name, anchor, method),
                 "winners": {rate: _winner_rows(summary[summary["dataset"] == name], rate) for rate in RATES},
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
