@@ -143,6 +143,13 @@ class Reference:
             raise ValueError(f"expected an H×W×C uint8 image, got {image.shape} {image.dtype}")
         self.image = image
         self._scales: list[_Scale] = []
+        self._derived: dict[str, object] = {}
+
+    def derived(self, name: str, compute: Callable[[np.ndarray], object]) -> object:
+        """``compute(image)``, once per original: a metric keeps what depends on the original alone here."""
+        if name not in self._derived:
+            self._derived[name] = compute(self.image)
+        return self._derived[name]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -239,6 +246,23 @@ def _psnr(pair: Pair) -> float:
     return math.inf if error == 0.0 else 10.0 * math.log10(255.0**2 / error)
 
 
+_LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601 Y′ from R′G′B′, as JPEG, BPG and HEVC test sets use
+
+
+def _psnr_y(pair: Pair) -> float:
+    """PSNR of BT.601 luma (Y′ = 0.299 R + 0.587 G + 0.114 B, unrounded), data range 255: what codec papers report."""
+    import cv2
+
+    if pair.test.shape[2] != 3:
+        return math.nan
+    def luma(image: np.ndarray) -> np.ndarray:
+        return cv2.transform(image.astype(np.float32), _LUMA)
+
+    reference = pair.reference.derived("luma", luma)
+    error = cv2.norm(reference, luma(pair.test), cv2.NORM_L2SQR) / reference.size
+    return math.inf if error == 0.0 else 10.0 * math.log10(255.0**2 / error)
+
+
 def _ssim(pair: Pair) -> float:
     if min(pair.test.shape[:2]) < SSIM_MIN_SIDE:
         return math.nan
@@ -289,6 +313,7 @@ METRICS: dict[str, Metric] = {
     for metric in (
         Metric("mse", "MSE", "", _mse, higher_is_better=False, shown=False),
         Metric("psnr", "PSNR", "dB", _psnr, tolerance=0.02, bd_axis=True, bd_min_span=0.5, cap=PSNR_CAP_DB),
+        Metric("psnr_y", "PSNR-Y", "dB", _psnr_y, tolerance=0.02, cap=PSNR_CAP_DB),
         Metric("ssim", "SSIM", "", _ssim, tolerance=0.0005, bd_axis=True, bd_min_span=0.005, min_side=SSIM_MIN_SIDE),
         Metric("ms_ssim", "MS-SSIM", "", _ms_ssim, tolerance=0.0005, bd_axis=True, bd_min_span=0.005,
                min_side=MS_SSIM_MIN_SIDE),

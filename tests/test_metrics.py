@@ -159,5 +159,28 @@ def test_a_prepared_original_gives_the_same_values_for_every_decoded_version(til
 
 
 def test_every_metric_is_in_the_registry_with_its_direction():
-    assert list(metrics.METRICS) == ["mse", "psnr", "ssim", "ms_ssim"]
+    assert list(metrics.METRICS) == ["mse", "psnr", "psnr_y", "ssim", "ms_ssim"]
     assert not metrics.METRICS["mse"].higher_is_better and metrics.METRICS["psnr"].higher_is_better
+
+
+def test_luma_psnr_is_bt601_luma_of_the_unrounded_weighted_sum(tiles):
+    image, decoded = tiles[1], _jpeg(tiles[1], 30)
+    luma = lambda a: a.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # noqa: E731
+    expected = 10 * math.log10(255**2 / np.mean((luma(image) - luma(decoded)) ** 2))
+    assert metrics.measure(image, decoded)["psnr_y"] == pytest.approx(expected, abs=1e-4)
+    assert metrics.measure(image, image)["psnr_y"] == math.inf
+
+
+def test_a_registered_metric_reaches_rows_aggregate_report_and_gate(tmp_path):
+    """psnr_y was added as one registry entry and its function: nothing else names it."""
+    from bench.cli import main
+    from bench.gate import TOLERANCES
+
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--qualities", "20,80", "--limit", "3", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    import pandas as pd
+
+    assert pd.read_csv(out / "results.csv")["psnr_y"].notna().all()
+    assert {"psnr_y", "psnr_y_ci95"} <= set(pd.read_csv(out / "aggregate.csv").columns)
+    assert "PSNR-Y (dB)" in (out / "report.md").read_text() and "psnr_y" in TOLERANCES
