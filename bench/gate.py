@@ -55,9 +55,12 @@ def run_identity(run: Run) -> dict:
     info = run.latest
     if len(info["datasets"]) != 1:
         raise GateUsageError(f"{run.directory}: a baseline covers one dataset; this run has {list(info['datasets'])}")
-    (dataset, source), = info["datasets"].items()
+    (dataset,) = info["datasets"]
+    identity = info.get("dataset_identities", {}).get(dataset)
+    if identity is None:
+        raise GateUsageError(f"{run.directory}: written by an older bench without dataset identities; run it again")
     return {
-        "dataset": dataset, "source": "sample" if "shipped sample" in source else "full",
+        "dataset": dataset, "source": identity["kind"],
         "split": info["split"], "limit": info["limit"], "seed": info["seed"],
     }  # fmt: skip
 

@@ -94,6 +94,7 @@ class SweepSummary:
     """Failed rows by what failed: image (and codec, unless the image itself was unreadable) and error."""
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     datasets: dict[str, str] = dataclasses.field(default_factory=dict)
+    identities: dict[str, dict] = dataclasses.field(default_factory=dict)  # Dataset.identity() of each dataset
     seconds: float = 0.0
 
 
@@ -219,6 +220,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         if changed:  # replaced since they were measured: their rows are stale
             summary.rows_forgotten += store.forget(dataset.name, changed)
         summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
+        summary.identities[dataset.name] = dataset.identity()
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         done = store.done(dataset.name)
@@ -245,6 +247,7 @@ def run_info(config: SweepConfig, summary: SweepSummary) -> dict:
         "git_commit": git_commit(),
         "command": config.command or shlex.join(sys.argv),
         "datasets": summary.datasets,
+        "dataset_identities": summary.identities,
         "codecs": {name: get_codec(name).version for name in config.codecs if name not in summary.unavailable},
         "unavailable": summary.unavailable,
         "split": config.split,

@@ -48,6 +48,13 @@ class Dataset:
     source: str
     licence: str
     records: tuple[ImageRecord, ...]
+    kind: str = "full"  # "full" (found under the data root), "sample" (shipped with the suite) or "folder"
+
+    def identity(self) -> dict:
+        """What a run stores to say which images it measured: structured, for the gate and reports to compare."""
+        manifest = manifest_path(self.name, MODELS_SEED)
+        return {"kind": self.kind, "root": str(self.root), "images": len(self.records),
+                "manifest_sha256": _sha256(manifest) if manifest.is_file() else None}  # fmt: skip
 
     @property
     def labelled(self) -> bool:
@@ -80,6 +87,12 @@ class Dataset:
         if limit is not None:
             chosen = stratified_subset(chosen, limit, seed)
         return sorted(chosen, key=lambda r: r.id)
+
+
+def _sha256(path: Path) -> str:
+    from bench.files import sha256_of
+
+    return sha256_of(path)
 
 
 MODELS_SEED = DEFAULT_SEED

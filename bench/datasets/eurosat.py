@@ -35,10 +35,11 @@ def load(root: Path | None = None) -> Dataset:
     """EuroSAT from the data root when it is there, else the shipped sample."""
     base = data_dir(root)
     found = find(base) if base is not None else None
+    kind = "full"
     if found is not None:
         source = f"full dataset at {found}"
     elif SAMPLE_DIR.is_dir():
-        found, source = SAMPLE_DIR, "shipped sample (datasets/eurosat-sample)"
+        found, source, kind = SAMPLE_DIR, "shipped sample (datasets/eurosat-sample)", "sample"
     else:
         raise DatasetNotFound(
             f"eurosat: no EuroSAT class folders under {base or 'no data dir'} and no shipped sample at {SAMPLE_DIR}"
@@ -46,4 +47,4 @@ def load(root: Path | None = None) -> Dataset:
     records = records_from_class_folders(found)
     if not records:
         raise DatasetNotFound(f"eurosat: no images in {found}")
-    return Dataset("eurosat", found, f"{source}, {len(records)} images", LICENCE, records)
+    return Dataset("eurosat", found, f"{source}, {len(records)} images", LICENCE, records, kind)

@@ -22,4 +22,5 @@ def load(path: Path) -> Dataset:
         records.append(ImageRecord(relative.as_posix(), image, label))
     if not records:
         raise DatasetNotFound(f"folder:{path}: no images found")
-    return Dataset(f"folder:{path}", folder, f"{folder}, {len(records)} images", "as given by the user", tuple(records))
+    return Dataset(f"folder:{path}", folder, f"{folder}, {len(records)} images", "as given by the user", tuple(records),
+                   "folder")  # fmt: skip
