@@ -307,13 +307,14 @@ def sweep(config: SweepConfig) -> SweepSummary:
             rows_of_tasks = _execute_dask(tasks, config.scheduler, window=64)
         else:
             rows_of_tasks = _execute(tasks, jobs, config.seconds_per_pair)
-        bar = tqdm(total=len(tasks), unit="task", desc="sweep", disable=not config.progress, dynamic_ncols=True,
+        pairs = sum(len(task.records) * len(task.pairs) for task in tasks)  # encode/decode pairs: one row each
+        bar = tqdm(total=pairs, unit="pair", desc="sweep", disable=not config.progress, dynamic_ncols=True,
                    mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file (CI) gets a line per 30 s, not per task  # fmt: skip
         with bar:
             for rows in rows_of_tasks:
                 summary.rows_written += store.add(rows)
                 summary.errors.update(_error_key(r) for r in rows if r.get("error"))
-                bar.update()
+                bar.update(len(rows))
                 if summary.errors:
                     bar.set_postfix(errors=summary.errors.total())
     summary.seconds = time.perf_counter() - started
