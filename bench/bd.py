@@ -68,6 +68,15 @@ def _common(anchor: np.ndarray, test: np.ndarray) -> tuple[float, float]:
     return length, (max(length, 0.0) / own if own > 0 else 0.0)
 
 
+def _refusal(span: float, minimum: float, axis: str, show) -> str:
+    """Why a delta over a common interval of length `span` is refused; "" when it is not."""
+    if span <= 0:
+        return f"no common {axis} interval"
+    if span < minimum:
+        return f"common {axis} interval {show(span)} < {show(minimum)}"
+    return ""
+
+
 def bd_pair(anchor_rate, anchor_quality, test_rate, test_quality, *, min_quality_span: float,
             method: str = DEFAULT_METHOD) -> dict:  # fmt: skip
     """BD-rate (%, negative = fewer bits) and BD-quality (Δ at equal rate) of `test` against `anchor`.
@@ -91,20 +100,14 @@ def bd_pair(anchor_rate, anchor_quality, test_rate, test_quality, *, min_quality
         return out
     quality_span, out["coverage_quality"] = _common(a_quality, t_quality)
     rate_span, out["coverage_rate"] = _common(np.log(a_rate), np.log(t_rate))
+    out["note_rate"] = _refusal(quality_span, min_quality_span, "quality", "{:.3g}".format)
+    out["note_quality"] = _refusal(rate_span, MIN_LOG_RATE_SPAN, "rate", lambda span: f"×{math.exp(span):.3g}")
     kwargs = dict(method=method, require_matching_points=False, min_overlap=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # coverage is reported in the table instead
-        if quality_span <= 0:
-            out["note_rate"] = "no common quality interval"
-        elif quality_span < min_quality_span:
-            out["note_rate"] = f"common quality interval {quality_span:.3g} < {min_quality_span:g}"
-        else:
+        if not out["note_rate"]:
             out["bd_rate_pct"] = float(bjontegaard.bd_rate(a_rate, a_quality, t_rate, t_quality, **kwargs))
-        if rate_span <= 0:
-            out["note_quality"] = "no common rate interval"
-        elif rate_span < MIN_LOG_RATE_SPAN:
-            out["note_quality"] = f"common rate interval ×{math.exp(rate_span):.3f} < ×{math.exp(MIN_LOG_RATE_SPAN):.1f}"
-        else:
+        if not out["note_quality"]:
             out["bd_quality"] = float(bjontegaard.bd_psnr(a_rate, a_quality, t_rate, t_quality, **kwargs))
     return out
 
