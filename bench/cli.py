@@ -297,7 +297,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch, lmbda=args.lmbda, quality=args.quality, config=config, dataset=args.dataset,
         data_dir=args.data_dir, split_seed=args.split_seed, seed=args.seed, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, val_every=args.val_every, init=args.init, out=args.out,
-        work=args.work, threads=args.threads, lambda_class=args.lambda_class, lambda_rec=args.lambda_rec,
+        work=args.work, threads=args.threads, device=_device(args.device), lambda_class=args.lambda_class,
+        lambda_rec=args.lambda_rec,
         lambda_bpp=args.lambda_bpp,
     )  # fmt: skip
     try:
@@ -306,6 +307,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
+
+
+def _device(name: str) -> str:
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
+    return name
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -518,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--force", action="store_true", help="allow replacing a committed checkpoint in codecs/")
     trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
     trainer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    trainer.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                         help="where the network trains; checkpoints and entropy tables are always built on the CPU")
     trainer.add_argument("--lambda-class", type=float, default=0.0,
                          help="task-aware: weight of a classification term; loss = λrec·MSE + λbpp·bpp + λclass·CE")
     trainer.add_argument("--lambda-rec", type=float, default=10.0, help="task-aware: λrec (seed's best 10)")

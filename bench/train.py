@@ -47,6 +47,7 @@ class TrainConfig:
     out: Path = checkpoints.COMMITTED_DIR
     work: Path = Path("runs/train")
     threads: int = 0
+    device: str = "cpu"  # "cuda" trains on a GPU; the checkpoint is moved to the CPU before its entropy tables are built
     # Task-aware training (the seed's recipe): loss = λrec·MSE + λbpp·bpp + λclass·CE of a latent head on ŷ.
     lambda_class: float = 0.0
     lambda_rec: float = 10.0
@@ -104,8 +105,9 @@ def _evaluate(model, head, images: np.ndarray, labels: np.ndarray, config: Train
     totals = {"loss": 0.0, "mse": 0.0, "bpp": 0.0}
     with torch.no_grad():
         for start in range(0, len(images), 64):
-            x = torch.from_numpy(images[start : start + 64]).permute(0, 3, 1, 2).float() / 255.0
-            loss, mse, bpp = _loss(model, head, x, torch.from_numpy(labels[start : start + 64]), config)
+            x = torch.from_numpy(images[start : start + 64]).permute(0, 3, 1, 2).float().to(config.device) / 255.0
+            targets = torch.from_numpy(labels[start : start + 64]).to(config.device)
+            loss, mse, bpp = _loss(model, head, x, targets, config)
             for name, value in (("loss", loss), ("mse", mse), ("bpp", bpp)):
                 totals[name] += float(value) * len(x)
     model.train()
@@ -174,6 +176,9 @@ def train(config: TrainConfig) -> Path:
     if config.init is not None:
         state = checkpoints.load_state(checkpoints.Checkpoint(config.arch, 0, Path(config.init), "", "init"))
         checkpoints.restore_weights(model, state["state_dict"])
+    model.to(config.device)
+    if head is not None:
+        head.to(config.device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     main_params += list(head.parameters()) if head is not None else []
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -200,7 +205,7 @@ def train(config: TrainConfig) -> Path:
         lr = config.lr * (0.1 if step >= 0.8 * config.steps else 1.0)  # last 20% of steps at lr/10
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, labels = next(batches)
+        x, labels = (tensor.to(config.device) for tensor in next(batches))
         loss, mse, bpp = _loss(model, head, x, labels, config)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{name}: loss is {float(loss)} at step {step}; lower --lr and resume")
@@ -235,6 +240,7 @@ def train(config: TrainConfig) -> Path:
     bar.close()
 
     model.load_state_dict(best_state)
+    model.to("cpu")  # entropy tables built on the CPU, where every stream is coded: identical whatever trained it
     model.eval()
     with torch.no_grad():
         model.update(force=True)
@@ -244,7 +250,7 @@ def train(config: TrainConfig) -> Path:
     learned_names = {name for name, _ in model.named_parameters()}
     half = {k: v.half() if k in learned_names else v for k, v in model.state_dict().items()}  # buffers stay exact
     # the task-aware latent head travels with the codec (a receiver can classify ŷ with it)
-    head_half = {k: v.half() if v.is_floating_point() else v for k, v in best_head.items()}
+    head_half = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in best_head.items()}
     torch.save({"arch": config.arch, "config": config.config, "lmbda": config.lmbda, "state_dict": half,
                 "class_head": head_half}, path)  # fmt: skip
     card = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the learned-codec ladder of one architecture on EuroSAT (CPU, one thread; or --device-style GPU later).
+# Train the learned-codec ladder of one architecture on EuroSAT (CPU, one thread; DEVICE=cuda trains on a GPU).
 # One base point (q5, λ = 0.025, CompressAI's ladder) is trained until its val loss flattens; each other λ of the
 # ladder is fine-tuned from its converged neighbour (q6 from q5, q7 from q6, …; q4 from q5, q3 from q4, …).
 # Every step is resumable: rerunning the same command continues where it stopped (state in WORK every 500 steps),
@@ -9,7 +9,7 @@ set -euo pipefail
 arch=$1 data=$2 base_steps=${3:-30000} tune_steps=${4:-8000} out=${5:-runs/ladder/codecs} work=${6:-runs/ladder/work}
 # N=64 transforms keep 7 fp16 checkpoints per architecture inside the repository budget; M=192 latent channels per
 # 16×16 block is what the capacity bound asks for to reach 40 dB (96 top out at 38.3 dB on test tiles).
-common=(--arch "$arch" --data-dir "$data" --threads 1 --batch-size 16 --val-every 500 --channels 64
+common=(--arch "$arch" --data-dir "$data" --threads 1 --device "${DEVICE:-cpu}" --batch-size 16 --val-every 500 --channels 64
         --latent-channels 192 --out "$out" --work "$work/$arch")
 declare -A lmbda=([1]=0.0018 [3]=0.0067 [4]=0.0130 [5]=0.025 [6]=0.0483 [7]=0.0932 [8]=0.18)
 point() {  # quality, steps, lr, [init quality]

@@ -281,3 +281,12 @@ def test_latent_shapes_across_architectures(tmp_path, monkeypatch, tiles, arch, 
     factor = 16  # ŷ is the image down-sampled 16×, whatever the hyperprior's own factor
     assert learned.decode_latent(data).shape == (channels, 64 // factor, 64 // factor)
     learned.model_from_checkpoint.cache_clear()
+
+
+def test_training_on_cuda_without_a_gpu_is_a_clear_usage_error(capsys):
+    from bench.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
