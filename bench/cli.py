@@ -170,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
         classify=not args.no_classify, max_pixels=args.max_pixels, command=args.command_line,
+        plugins=tuple(args.plugin),
     )  # fmt: skip
     try:
         with _signals_as_interrupts():
@@ -469,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_help = f"root holding one folder per dataset (default: ${DATA_DIR_ENV}; EuroSAT falls back to the shipped sample)"
 
     run = commands.add_parser("run", help="sweep codecs × qualities over datasets (resumes an earlier run)")
+    run.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                     help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
     run.add_argument("--datasets", default="eurosat", help=f"comma list of {', '.join(DATASETS)}, folder:PATH")
     run.add_argument("--codecs", default=",".join(CODECS), help="comma list (default: all); see `codecs`")
     run.add_argument("--qualities", action="append", default=[], metavar="[CODEC=]Q,Q,…",
@@ -495,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     codecs = commands.add_parser("codecs", help="list codecs, availability, versions and default sweeps")
+    codecs.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                     help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
     codecs.set_defaults(handler=cmd_codecs)
 
     datasets = commands.add_parser(
@@ -587,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_check)
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
+    report.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                     help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
     report.add_argument("run", help="run directory (the --out of `run`)")
     _add_report_options(report)
     report.set_defaults(handler=cmd_report)
@@ -595,14 +602,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code (0 ok, 1 regression or failed download, 2 usage, 3 locked, 4 internal)."""
+    from bench import plugins
     from bench.store import UnusableDatabase
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["python", "-m", "bench", *argv])  # what to type to run it again
     try:
+        plugins.load(getattr(args, "plugin", []))
         return args.handler(args)
-    except (UsageError, UnusableDatabase) as exc:
+    except (UsageError, UnusableDatabase, plugins.PluginError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:

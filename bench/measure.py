@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench import metrics
+from bench import metrics, plugins
 from bench.codecs import get_codec
 from bench.datasets import ImageRecord
 from bench.images import DEFAULT_MAX_PIXELS, ImageReadError, read_rgb
@@ -39,6 +39,7 @@ class Task:
     pairs: tuple[tuple[str, float], ...]
     classifier: str | None = None  # the committed classifier (by name) run on originals and decoded images
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are error rows, refused from their header
+    plugins: tuple[str, ...] = ()  # loaded again where the task runs (Dask workers do not fork from the sweep)
 
 
 LEARNED_BATCH = 16
@@ -114,6 +115,7 @@ def base_row(task: Task, record: ImageRecord) -> dict:
 
 def evaluate(task: Task) -> list[dict]:
     """Rows for every image × pair of `task` (error rows when an image cannot be read)."""
+    plugins.load(task.plugins)  # once per process: a no-op where the sweep forked this worker
     rows, by_size = [], {}
     for record in task.records:
         base = base_row(task, record)

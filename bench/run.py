@@ -27,7 +27,17 @@ class Run:
     @functools.cached_property
     def _stored(self) -> tuple[pd.DataFrame, list[dict]]:
         with ResultStore(Path(self.directory) / DB_NAME, read_only=True) as store:
-            return with_family(store.frame()), store.runs()
+            frame, invocations = store.frame(), store.runs()
+        return with_family(frame, {name: info["family"] for name, info in self._codec_info(invocations).items()}), invocations
+
+    @staticmethod
+    def _codec_info(invocations: list[dict]) -> dict[str, dict]:
+        return {name: info for run in invocations for name, info in run.get("codec_info", {}).items()}
+
+    @property
+    def codec_info(self) -> dict[str, dict]:
+        """What the run stored about each codec (name, family, description, quality knob, rate accounting)."""
+        return self._codec_info(self.invocations)
 
     @property
     def frame(self) -> pd.DataFrame:

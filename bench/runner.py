@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
-from bench import __version__
+from bench import __version__, plugins
 from bench.codecs import get_codec
 from bench.datasets import DEFAULT_SEED, load_dataset
 from bench.measure import LEARNED_BATCH, Task, base_row, evaluate
@@ -80,6 +80,7 @@ class SweepConfig:
     classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
     max_pixels: int = DEFAULT_MAX_PIXELS  # pixel budget per image, checked from its header
     command: str = ""  # the command line that started the sweep, as a user would type it again
+    plugins: tuple[str, ...] = ()  # --plugin modules or files (entry-point plug-ins load by themselves)
 
 
 @dataclasses.dataclass
@@ -229,14 +230,14 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:
-                tasks.append(Task(dataset.name, (record,), pairs, model, config.max_pixels))
+                tasks.append(Task(dataset.name, (record,), pairs, model, config.max_pixels, config.plugins))
         for codec, quality in wanted:  # batchable (learned) codecs: one task per pair and batch of images
             if codec.encode_batch is None:
                 continue
             todo = [r for r in records if (r.id, codec.name, quality) not in done]
             for start in range(0, len(todo), LEARNED_BATCH):
                 batch = tuple(todo[start : start + LEARNED_BATCH])
-                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), model, config.max_pixels))
+                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), model, config.max_pixels, config.plugins))
     return tasks
 
 
@@ -250,6 +251,8 @@ def run_info(config: SweepConfig, summary: SweepSummary) -> dict:
         "dataset_identities": summary.identities,
         "codecs": {name: get_codec(name).version for name in config.codecs if name not in summary.unavailable},
         "unavailable": summary.unavailable,
+        "plugins": plugins.load(config.plugins),
+        "codec_info": {name: get_codec(name).describe() for name in config.codecs},  # reports need no plug-in
         "split": config.split,
         "limit": config.limit,
         "seed": config.seed,

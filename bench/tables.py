@@ -34,8 +34,10 @@ def results(run_dir: Path) -> pd.DataFrame:
         return with_family(store.frame())
 
 
-def with_family(frame: pd.DataFrame) -> pd.DataFrame:
-    frame["family"] = frame["codec"].map(lambda name: CODECS[name].family if name in CODECS else "unknown")
+def with_family(frame: pd.DataFrame, stored: dict[str, str] | None = None) -> pd.DataFrame:
+    """`frame` with each codec's family: as the run stored it, else from the registry, else "unknown"."""
+    known = {**{name: codec.family for name, codec in CODECS.items()}, **(stored or {})}
+    frame["family"] = frame["codec"].map(lambda name: known.get(name, "unknown"))
     return frame
 
 
@@ -164,7 +166,8 @@ def aggregate(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFram
     summary = summary.sort_values(["dataset", "_codec_order", "_quality_order"]).drop(
         columns=["_codec_order", "_quality_order"]
     )
-    summary["family"] = summary["codec"].map(lambda name: CODECS[name].family if name in CODECS else "unknown")
+    families = frame.drop_duplicates("codec").set_index("codec")["family"] if "family" in frame else {}
+    summary["family"] = summary["codec"].map(lambda name: families.get(name, "unknown"))
     for column in ("n_images", "n_errors", "n_lossless", "n_scored"):
         summary[column] = summary[column].astype(int)
     return summary.reset_index(drop=True)

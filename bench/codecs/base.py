@@ -92,6 +92,10 @@ class Codec:
             return f"{exc}{hint}"
         return None
 
+    def describe(self) -> dict:
+        """What reports say of the codec; stored with each run, so reports need neither the codec nor its library."""
+        return {field: getattr(self, field) for field in ("name", "family", "description", "quality_name", "rate_note")}
+
     @property
     def available(self) -> bool:
         return self.unavailable_reason is None

@@ -235,13 +235,16 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
              "data_uri": "data:image/png;base64," + base64.b64encode(tsne.read_bytes()).decode()}
             if tsne.is_file() else None
         )  # fmt: skip
-    used = [name for name in CODECS if name in set(frame["codec"])]
+    measured = set(frame["codec"])
+    described = {**{name: codec.describe() for name, codec in CODECS.items()}, **run.codec_info}
+    used = [name for name in [*CODECS, *sorted(measured - set(CODECS))] if name in measured]
     return {
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run": latest,
         "n_invocations": len(runs),
         "datasets": datasets,
-        "codecs": [CODECS[name] for name in used],
+        "codecs": [described.get(name, {"name": name, "description": "—", "quality_name": "—", "rate_note": "—"})
+                   for name in used],  # fmt: skip
         "versions": latest.get("codecs", {}),
         "unavailable": latest.get("unavailable", {}),
         "failures": failures.head(MAX_FAILURES_LISTED).to_dict("records"),

@@ -1,0 +1,70 @@
+"""Plug-ins: your own codecs (and datasets, metrics) without editing the package.
+
+A plug-in is a Python module or file that registers through the public
+interface the built-ins use (`bench.codecs.register`, `bench.metrics.METRICS`,
+`bench.datasets.DATASETS`) when it is imported. Plug-ins come from the
+``rs_codec_bench.plugins`` entry-point group of installed packages and from
+``--plugin MODULE_OR_FILE.py``. Forked workers inherit them; Dask workers load
+them again from the task; every run records each plug-in's module, version and
+file hash, so a report names what it measured even where the plug-in is absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+ENTRY_POINT_GROUP = "rs_codec_bench.plugins"
+
+
+class PluginError(ImportError):
+    """A plug-in cannot be loaded; the message names it and why."""
+
+
+def load(specs: Sequence[str] = ()) -> list[dict]:
+    """Import the entry-point plug-ins and `specs` (module names or .py files) once each; their provenance."""
+    found = [_load_entry_point(entry) for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=str)]
+    return found + [_load_spec(spec) for spec in specs]
+
+
+@functools.cache
+def _load_spec(spec: str) -> dict:
+    path = Path(spec)
+    try:
+        if path.suffix == ".py":
+            if not path.is_file():
+                raise PluginError(f"plug-in {spec}: no such file")
+            name = f"bench_plugin_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+            loader_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module  # pickled codec functions find their module again (local pool, Dask)
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec)
+    except PluginError:
+        raise
+    except Exception as exc:  # a plug-in's own bug must say whose it is
+        raise PluginError(f"plug-in {spec} failed to load: {type(exc).__name__}: {exc}") from None
+    return _provenance(spec, module)
+
+
+@functools.cache
+def _load_entry_point(entry: metadata.EntryPoint) -> dict:
+    try:
+        module = entry.load()
+    except Exception as exc:
+        raise PluginError(f"plug-in {entry.name} ({entry.value}) failed to load: {type(exc).__name__}: {exc}") from None
+    return _provenance(entry.value, module)
+
+
+def _provenance(spec: str, module) -> dict:
+    file = getattr(module, "__file__", None)
+    digest = hashlib.sha256(Path(file).read_bytes()).hexdigest() if file and Path(file).is_file() else None
+    return {"spec": spec, "module": module.__name__, "version": str(getattr(module, "__version__", "unknown")),
+            "file": file, "sha256": digest}  # fmt: skip

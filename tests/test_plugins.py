@@ -1,0 +1,87 @@
+"""Plug-ins: a codec from a file outside the package, swept on forked and Dask workers, reported without it."""
+
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+PLUGIN = textwrap.dedent('''
+    """A plug-in codec: JPEG through Pillow under its own name."""
+    import dataclasses, io
+
+    import numpy as np
+    from PIL import Image
+
+    from bench.codecs import get_codec, register
+
+    __version__ = "0.1"
+
+
+    def encode(image, quality):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
+        return buffer.getvalue()
+
+
+    def decode(data):
+        with Image.open(io.BytesIO(data)) as decoded:
+            return np.asarray(decoded.convert("RGB"))
+
+
+    register(dataclasses.replace(get_codec("jpeg"), name="my-jpeg", description="Pillow JPEG (a plug-in)",
+                                 encode=encode, decode=decode, qualities=(20, 50, 80)))
+''')
+
+
+def _bench(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def plugin(tmp_path):
+    path = tmp_path / "elsewhere" / "my_codec.py"
+    path.parent.mkdir()
+    path.write_text(PLUGIN)
+    return path
+
+
+def test_a_plugin_file_is_listed_swept_on_two_workers_and_reported_without_it(plugin, tmp_path):
+    listed = _bench("codecs", "--plugin", str(plugin), cwd=tmp_path)
+    assert listed.returncode == 0 and "my-jpeg" in listed.stdout and "Pillow JPEG (a plug-in)" in listed.stdout
+    out = tmp_path / "run"
+    done = _bench("run", "--plugin", str(plugin), "--codecs", "jpeg,my-jpeg", "--limit", "4", "--jobs", "2",
+                  "--out", str(out), "--no-progress", "--no-classify", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame["codec"] == "my-jpeg").sum() == 4 * 3 and frame["error"].isna().all()
+    plugin.unlink()  # the report needs only the database
+    again = _bench("report", str(out), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    markdown = (out / "report.md").read_text()
+    assert "Pillow JPEG (a plug-in)" in markdown and "my-jpeg" in markdown
+    assert set(pd.read_csv(out / "aggregate.csv").query("codec == 'my-jpeg'")["family"]) == {"classical"}
+
+
+def test_a_plugin_runs_on_dask_workers(plugin, tmp_path):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from bench import plugins
+    from bench.runner import SweepConfig, sweep
+    from bench.tables import results
+
+    plugins.load([str(plugin)])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        sweep(SweepConfig(datasets=["eurosat"], codecs=["my-jpeg"], out=tmp_path / "dask", limit=3, progress=False,
+                          classify=False, scheduler=cluster.scheduler_address, plugins=(str(plugin),)))  # fmt: skip
+    frame = results(tmp_path / "dask")
+    assert len(frame) == 9 and frame["error"].isna().all()
+
+
+def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('my bug')\n")
+    done = _bench("codecs", "--plugin", str(broken), cwd=tmp_path)
+    assert done.returncode == 2 and "plug-in" in done.stderr and "my bug" in done.stderr and "Traceback" not in done.stderr
