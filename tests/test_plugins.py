@@ -1,38 +1,16 @@
 """Plug-ins: a codec from a file outside the package, swept on forked and Dask workers, reported without it."""
 
+import re
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-PLUGIN = textwrap.dedent('''
-    """A plug-in codec: JPEG through Pillow under its own name."""
-    import dataclasses, io
-
-    import numpy as np
-    from PIL import Image
-
-    from bench.codecs import get_codec, register
-
-    __version__ = "0.1"
-
-
-    def encode(image, quality):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-        return buffer.getvalue()
-
-
-    def decode(data):
-        with Image.open(io.BytesIO(data)) as decoded:
-            return np.asarray(decoded.convert("RGB"))
-
-
-    register(dataclasses.replace(get_codec("jpeg"), name="my-jpeg", description="Pillow JPEG (a plug-in)",
-                                 encode=encode, decode=decode, qualities=(20, 50, 80)))
-''')
+README = Path(__file__).resolve().parents[1] / "README.md"
+PLUGIN = re.search(r"## Benchmark your own codec.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+"""The README's plug-in example, as written: these tests exercise it."""
 
 
 def _bench(*args: str, cwd) -> subprocess.CompletedProcess:
