@@ -347,7 +347,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
         for quality, checkpoint in sorted(found.items()):
             card = checkpoint.card
             extra = f"λ={card['lmbda']} val {card.get('val_bpp', float('nan')):.3f} bpp / {card.get('val_psnr', float('nan')):.2f} dB" if card else ""
-            print(f"{arch:<22} q{quality} {checkpoint.source:<9} {checkpoint.path} {extra}")
+            why = {"committed": "committed", "official": "official file in the weights dir (replaces committed)",
+                   "weights-dir": "trained, in the weights dir (replaces committed)"}[checkpoint.source]  # fmt: skip
+            print(f"{arch:<22} q{quality} {checkpoint.path} ({why}; sha256 {checkpoint.sha256[:12]}) {extra}")
     return 0
 
 

@@ -290,3 +290,22 @@ def test_training_on_cuda_without_a_gpu_is_a_clear_usage_error(capsys):
         pytest.skip("this machine has a GPU")
     assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_a_checkpoint_trained_into_a_folder_is_used_through_weights_dir_before_the_committed_one(tmp_path, labelled_folder, monkeypatch):
+    from bench.cli import main
+
+    assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "3", "--dataset", labelled_folder,
+                 "--channels", "8", "--latent-channels", "8", "--steps", "4", "--val-every", "2", "--batch-size", "4",
+                 "--out", str(tmp_path / "mine"), "--work", str(tmp_path / "work"), "--threads", "1"]) == 0  # fmt: skip
+    monkeypatch.setenv(checkpoints.WEIGHTS_DIR_ENV, str(tmp_path / "mine"))
+    resolved = checkpoints.resolve("cvae")
+    assert resolved[3].source == "weights-dir" and resolved[3].path == tmp_path / "mine" / "cvae" / "cvae-q3.pt"
+    assert resolved[1].source == "committed"  # qualities the folder lacks still come from the repository
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "cvae", "--qualities", "3", "--limit", "2", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify", "--weights-dir", str(tmp_path / "mine")]) == 0  # fmt: skip
+    import pandas as pd
+
+    version = pd.read_csv(out / "results.csv")["codec_version"].iloc[0]
+    assert "cvae-q3.pt" in version and checkpoints.sha256_of(resolved[3].path)[:8] in version

@@ -1,6 +1,6 @@
 """Finding, verifying and loading learned-codec checkpoints.
 
-Resolution order, per architecture and quality:
+Sources, per architecture and quality (a later one replaces an earlier one):
 
 1. checkpoints committed in the repository's ``codecs/<arch>/`` folder, each a
    ``<arch>-q<k>.pt`` with its card ``<arch>-q<k>.json`` (architecture, λ,
@@ -8,7 +8,11 @@ Resolution order, per architecture and quality:
 2. official CompressAI checkpoints in a user directory (``--weights-dir`` or
    $BENCH_WEIGHTS_DIR), recognised by CompressAI's file names
    (``bmshj2018-hyperprior-3-6d87be32.pth.tar``) and verified by the sha256
-   prefix in the name.
+   prefix in the name;
+3. checkpoints with cards in that directory, as ``python -m bench train --out DIR``
+   writes them.
+
+The user's directory wins: a quality found there replaces the committed one.
 
 Every file is loaded with ``torch.load(weights_only=True)``: a checkpoint
 cannot run code. A wrong hash, a truncated file or a state dict that does not
@@ -56,13 +60,13 @@ class Checkpoint:
 
 
 
-def committed(arch: str, root: Path | None = None) -> dict[int, Checkpoint]:
-    """Checkpoints of `arch` committed in the repository (or under `root`), by quality."""
+def committed(arch: str, root: Path | None = None, source: str = "committed") -> dict[int, Checkpoint]:
+    """Checkpoints of `arch` with cards, as `train` writes them, in the repository (or under `root`), by quality."""
     found = {}
     for card_path in sorted(((root or COMMITTED_DIR) / arch).glob(f"{arch}-q*.json")):
         card = json.loads(card_path.read_text())
         path = card_path.with_suffix(".pt")
-        found[int(card["quality"])] = Checkpoint(arch, int(card["quality"]), path, card["sha256"], "committed", card)
+        found[int(card["quality"])] = Checkpoint(arch, int(card["quality"]), path, card["sha256"], source, card)
     return found
 
 
@@ -86,8 +90,15 @@ def weights_dir() -> Path | None:
 
 
 def resolve(arch: str) -> dict[int, Checkpoint]:
-    """Every usable quality of `arch`: committed checkpoints first, then official ones."""
-    return {**official(arch, weights_dir()), **committed(arch)}
+    """Every usable quality of `arch`; the user's weights directory wins over the repository's checkpoints.
+
+    In the weights directory: checkpoints with cards as ``python -m bench train --out DIR`` writes them
+    (``DIR/<arch>/<arch>-q<k>.pt``), then CompressAI's official files; then the committed ones.
+    """
+    user = weights_dir()
+    if user is None:
+        return committed(arch)
+    return {**committed(arch), **official(arch, user), **committed(arch, user, "weights-dir")}
 
 
 def load_state(checkpoint: Checkpoint) -> dict:
