@@ -353,6 +353,16 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench.export import export
+    from bench.run import Run
+
+    directory = _run_dir(args.run)
+    for path in export(Run(directory), args.format, args.out or directory / "export" / args.format):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from bench import gate
     from bench.run import Run
@@ -592,6 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bpp (relative), psnr (dB), ssim, bd_rate_psnr (percentage points); repeatable")  # fmt: skip
     check.add_argument("--verbose", action="store_true", help="show every checked value, not only the failing ones")
     check.set_defaults(handler=cmd_check)
+
+    exporter = commands.add_parser("export", help="write a run's curves in another tool's format (CompressAI's)")
+    exporter.add_argument("run", help="run directory (the --out of `run`)")
+    exporter.add_argument("--format", choices=["compressai"], default="compressai")
+    exporter.add_argument("--out", type=Path, help="folder (default RUN/export/FORMAT)")
+    exporter.set_defaults(handler=cmd_export)
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     report.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",

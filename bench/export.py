@@ -1,0 +1,51 @@
+"""Exporting a run's curves in other tools' formats.
+
+``compressai``: one JSON per dataset × codec in CompressAI's results format
+(``{"name", "description", "results": {"bpp": [...], "psnr-rgb": [...],
+"ms-ssim-rgb": [...]}}``), which ``python -m compressai.utils.plot`` draws and
+compares with CompressAI's published curves. Points are the run's means over
+unseen images, from the coarsest to the finest setting; MS-SSIM is left out
+where it is undefined (images below 161 px).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from bench.files import write_text
+from bench.run import Run
+
+FORMATS = ("compressai",)
+
+
+def compressai_results(run: Run) -> dict[tuple[str, str], dict]:
+    """(dataset, codec) → CompressAI's results document of that curve."""
+    documents = {}
+    for (dataset, codec), curve in run.summary.groupby(["dataset", "codec"], sort=False):
+        curve = curve.sort_values("bpp")
+        results = {"bpp": curve["bpp"].tolist(), "psnr-rgb": curve["psnr"].tolist()}
+        if curve["ms_ssim"].notna().all():
+            results["ms-ssim-rgb"] = curve["ms_ssim"].tolist()
+        description = run.codec_info.get(codec, {}).get("description", codec)
+        documents[dataset, codec] = {
+            "name": codec,
+            "description": f"{description}; {dataset}, means over {int(curve['n_images'].min())} images (rs-codec-bench)",
+            "results": {key: [None if math.isnan(v) else v for v in values] for key, values in results.items()},
+        }
+    return documents
+
+
+def export(run: Run, format_: str, out: Path) -> list[Path]:
+    """Write the run's curves in `format_` under `out`; the files written."""
+    if format_ not in FORMATS:
+        raise ValueError(f"unknown export format {format_!r}; valid: {', '.join(FORMATS)}")
+    written = []
+    for (dataset, codec), document in compressai_results(run).items():
+        path = Path(out) / re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_") / f"{codec}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(document, indent=2) + "\n")
+        written.append(path)
+    return written
