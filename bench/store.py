@@ -152,11 +152,12 @@ class ResultStore:
         """All rows as a DataFrame, in key order, each column of its schema's type even when all values are NULL."""
         frame = pd.read_sql_query(f"SELECT * FROM results ORDER BY {', '.join(KEY)}", self._db)
         for name, kind in COLUMNS.items():
-            if name in frame:
-                try:
-                    frame[name] = frame[name].astype(_DTYPES[kind.split()[0]])
-                except (TypeError, ValueError):  # SQLite is typeless: a REAL in an INTEGER column stays a float
-                    frame[name] = pd.to_numeric(frame[name], errors="coerce")
+            if name not in frame:  # a database written before this column existed (read-only: not migrated)
+                frame[name] = None
+            try:
+                frame[name] = frame[name].astype(_DTYPES[kind.split()[0]])
+            except (TypeError, ValueError):  # SQLite is typeless: a REAL in an INTEGER column stays a float
+                frame[name] = pd.to_numeric(frame[name], errors="coerce")
         return frame
 
     def add_run(self, started: str, info: Mapping) -> None:

@@ -99,3 +99,26 @@ def test_winners_in_either_rate_view():
     best = winners(summary, rates=(1.0,))
     assert list(best["codec"])[:1] == ["good"] and "far" not in set(best["codec"])
     assert set(winners(summary, rates=(1.0,), rate="bpp_payload")["rate"]) == {"bpp_payload"}
+
+
+def _per_image(codecs: dict[str, float], n: int = 60, noise: float = 0.3, seed: int = 0) -> pd.DataFrame:
+    """Per-image rows: each image's curve is PSNR = a·log(bpp) + image offset + codec offset + noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for image in range(n):
+        base = rng.normal(30, 2)
+        for codec, offset in codecs.items():
+            for rate in RATE:
+                psnr = base + 4 * np.log(rate) + offset + rng.normal(0, noise)
+                rows.append({"image": f"i{image}", "codec": codec, "bpp": rate, "psnr": psnr, "error": None})
+    return pd.DataFrame(rows)
+
+
+def test_a_real_lead_is_distinguishable_and_a_tie_is_not():
+    from bench.bd import paired_lead
+
+    lead = paired_lead(_per_image({"a": 1.0, "b": 0.0}), "a", "b", 1.0)
+    assert lead["n"] == 60 and lead["win_share"] > 0.95 and lead["low_db"] < 1.0 < lead["high_db"]
+    assert lead["distinguishable"]
+    tie = paired_lead(_per_image({"a": 0.0, "b": 0.0}), "a", "b", 1.0)
+    assert tie["low_db"] < 0 < tie["high_db"] and not tie["distinguishable"]

@@ -303,3 +303,12 @@ def test_a_manifest_goes_to_runs_by_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["datasets", "manifest", "eurosat"]) == 0
     assert (tmp_path / "runs" / "manifests" / "eurosat-seed0.csv").is_file()
+
+
+def test_a_database_from_before_a_metric_existed_is_still_reported(tmp_path):
+    import sqlite3
+
+    out = _small_run(tmp_path)
+    with sqlite3.connect(out / "results.sqlite") as db:
+        db.execute("ALTER TABLE results DROP COLUMN psnr_y")
+    assert main(["report", str(out)]) == 0

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, bd_table, strongest_classical, winners
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, bd_table, paired_lead, strongest_classical, winners
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
@@ -132,12 +132,14 @@ def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir
 RATE_LABELS = {"bpp": "whole-file bpp", "bpp_payload": "payload bpp (headers left out)"}
 
 
-def _winner_rows(summary: pd.DataFrame, rate: str) -> list[dict]:
+def _winner_rows(summary: pd.DataFrame, frame: pd.DataFrame, rate: str) -> list[dict]:
+    """The best codec at each target rate, with how sure its lead over the runner-up is, image by image."""
     table = winners(summary, rate=rate)
     rows = []
     for target, group in table.groupby("bpp", sort=True):
         ranked = group.to_dict("records")
-        rows.append({"bpp": target, "best": ranked[0], "others": ranked[1:3], "n": len(ranked)})
+        lead = paired_lead(frame, ranked[0]["codec"], ranked[1]["codec"], target, rate) if len(ranked) > 1 else None
+        rows.append({"bpp": target, "best": ranked[0], "others": ranked[1:3], "n": len(ranked), "lead": lead})
     return rows
 
 
@@ -201,6 +203,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
     runs = run.invocations
     latest = run.latest
+    counted = frame if run.include_seen or "seen" not in frame else frame[frame["seen"] != 1]  # the means' images
     datasets = []
     for name in summary["dataset"].unique() if not summary.empty else []:
         rows = frame[frame["dataset"] == name]
@@ -217,7 +220,8 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": _summary_view(summary[summary["dataset"] == name].to_dict("records")),
                 "bd_tables": _bd_tables(summary, bd, name, anchor, method),
-                "winners": {rate: _winner_rows(summary[summary["dataset"] == name], rate) for rate in RATES},
+                "winners": {rate: _winner_rows(summary[summary["dataset"] == name], counted[counted["dataset"] == name], rate)
+                            for rate in RATES},  # fmt: skip
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
                 "gallery": gallery(frame, name, latest.get("data_dir"), run_dir / "plots"),
