@@ -213,3 +213,73 @@ def paired_lead(frame: pd.DataFrame, winner: str, runner_up: str, target: float,
     mean = float(ahead.mean())
     return {"n": n, "win_share": float((ahead > 0).mean()), "mean_db": mean, "low_db": mean - half,
             "high_db": mean + half, "distinguishable": not (mean - half <= 0 <= mean + half)}  # fmt: skip
+
+
+DEFAULT_RESAMPLES = 300
+"""Bootstrap resamples behind each BD interval: ~1 s of `bench report` for ten codecs (SCALING.md)."""
+
+
+def _resample_counts(labels: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """How often each image is drawn in each resample (resamples × images), stratified by label."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((resamples, len(labels)))
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        drawn = members[rng.integers(len(members), size=(resamples, len(members)))]
+        np.add.at(counts, (np.arange(resamples)[:, None], drawn), 1)
+    return counts
+
+
+def _resampled_means(rows: pd.DataFrame, images: pd.Index, counts: np.ndarray, columns: list[str]) -> dict:
+    """Per quality of one codec: the mean of each column in every resample (resamples × qualities each)."""
+    means = {}
+    for column in columns:
+        table = rows.pivot_table(index="image", columns="quality", values=column, aggfunc="first").reindex(images)
+        values = table.to_numpy(float)
+        present = np.isfinite(values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[column] = (counts @ np.where(present, values, 0.0)) / (counts @ present)
+    return means
+
+
+def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: str = "psnr",
+                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0, method: str = DEFAULT_METHOD) -> pd.DataFrame:  # fmt: skip
+    """95% percentile intervals of each codec's BD-rate against `anchor`, resampling images (per class where labelled).
+
+    `frame` holds the per-image rows the means were taken over (errors left
+    out). Each resample recomputes both curves' per-quality means and the
+    BD-rate over their common interval; an interval is given when at least
+    90% of the resamples have a BD-rate (NaN otherwise).
+    """
+    import bjontegaard
+
+    columns = ["dataset", "codec", "rate", "quality_axis", "bd_rate_low", "bd_rate_high"]
+    ok = frame[frame["error"].isna()].copy()
+    ok[axis] = ok[axis].clip(upper=1e2)  # +inf (identical images) as the means count it
+    out = []
+    for dataset, rows in ok.groupby("dataset", sort=False):
+        if anchor not in set(rows["codec"]):
+            continue
+        images = pd.Index(sorted(rows["image"].unique()))
+        labels = rows.drop_duplicates("image").set_index("image")["label"].reindex(images).fillna("").to_numpy()
+        counts = _resample_counts(labels, resamples, seed)
+        curves = {codec: _resampled_means(group, images, counts, [rate, axis]) for codec, group in rows.groupby("codec")}
+        reference = curves[anchor]
+        for codec, curve in curves.items():
+            if codec == anchor:
+                continue
+            values = []
+            for b in range(resamples):
+                a_rate, a_quality, _ = monotone(reference[rate][b], reference[axis][b])
+                t_rate, t_quality, _ = monotone(curve[rate][b], curve[axis][b])
+                if len(a_rate) < 2 or len(t_rate) < 2 or _refusal(_common(a_quality, t_quality)[0],
+                                                                   MIN_QUALITY_SPAN[axis], "", str):  # fmt: skip
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    values.append(bjontegaard.bd_rate(a_rate, a_quality, t_rate, t_quality, method=method,
+                                                      require_matching_points=False, min_overlap=0))  # fmt: skip
+            low, high = np.percentile(values, [2.5, 97.5]) if len(values) >= 0.9 * resamples else (np.nan, np.nan)
+            out.append({"dataset": dataset, "codec": codec, "rate": rate, "quality_axis": axis,
+                        "bd_rate_low": float(low), "bd_rate_high": float(high)})  # fmt: skip
+    return pd.DataFrame(out, columns=columns)

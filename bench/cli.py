@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD as DEFAULT_BD_METHOD, METHODS as BD_METHODS
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_RESAMPLES, DEFAULT_METHOD as DEFAULT_BD_METHOD, METHODS as BD_METHODS
 from bench.codecs import CODECS
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.store import DB_NAME
@@ -454,6 +454,8 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor", default=DEFAULT_ANCHOR, help=f"codec the BD table compares against (default {DEFAULT_ANCHOR})")
     parser.add_argument("--bd-method", choices=BD_METHODS, default=DEFAULT_BD_METHOD,
                         help="interpolation of BD deltas (pchip: the HEVC/VVC common test conditions)")
+    parser.add_argument("--bootstrap", type=_number(int, minimum=0), default=DEFAULT_RESAMPLES, metavar="N",
+                        help="image resamples behind each BD-rate's 95%% interval (0: none)")
     parser.add_argument("--include-seen", action="store_true",
                         help="keep images a committed model trained or was selected on in means and scores")
 
@@ -464,7 +466,7 @@ def _write_outputs(directory: Path, args: argparse.Namespace, report: bool = Tru
     from bench.run import Run
     from bench.tables import small_samples, write_tables
 
-    run = Run(directory, include_seen=args.include_seen)
+    run = Run(directory, include_seen=args.include_seen, bootstrap=args.bootstrap)
     paths = write_tables(run, args.anchor, args.bd_method)
     if not paths:
         print(f"warning: {directory / DB_NAME} holds no rows: no tables or reports written", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, bd_table
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, RATES, bd_table, bootstrap_bd
 from bench.store import DB_NAME, ResultStore
 from bench.tables import aggregate, with_family
 
@@ -23,6 +23,7 @@ class Run:
 
     directory: Path
     include_seen: bool = False
+    bootstrap: int = DEFAULT_RESAMPLES  # resamples behind each BD-rate interval; 0: none
 
     @functools.cached_property
     def _stored(self) -> tuple[pd.DataFrame, list[dict]]:
@@ -58,7 +59,17 @@ class Run:
         """One row per dataset × codec × quality (see `bench.tables.aggregate`)."""
         return aggregate(self.frame, include_seen=self.include_seen)
 
+    @property
+    def counted(self) -> pd.DataFrame:
+        """The rows the means are taken over: unseen images, unless `include_seen`."""
+        return self.frame if self.include_seen else self.frame[self.frame["seen"] != 1]
+
     @functools.cache
     def bd(self, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> pd.DataFrame:
-        """The tidy BD table against `anchor`."""
-        return bd_table(self.summary, anchor, method=method)
+        """The tidy BD table against `anchor`, with bootstrap intervals of the PSNR BD-rates in both rate views."""
+        table = bd_table(self.summary, anchor, method=method)
+        if not self.bootstrap or table.empty:
+            return table.assign(bd_rate_low=float("nan"), bd_rate_high=float("nan"))
+        intervals = pd.concat([bootstrap_bd(self.counted, anchor, rate=rate, resamples=self.bootstrap, method=method)
+                               for rate in RATES])  # fmt: skip
+        return table.merge(intervals, on=["dataset", "codec", "rate", "quality_axis"], how="left")

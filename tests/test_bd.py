@@ -122,3 +122,36 @@ def test_a_real_lead_is_distinguishable_and_a_tie_is_not():
     assert lead["distinguishable"]
     tie = paired_lead(_per_image({"a": 0.0, "b": 0.0}), "a", "b", 1.0)
     assert tie["low_db"] < 0 < tie["high_db"] and not tie["distinguishable"]
+
+
+def _curves_per_image(rate_factor: float, n: int, seed: int, noise: float = 1.0) -> pd.DataFrame:
+    """Per-image rows of an anchor and of a codec spending `rate_factor` × its rate for the same quality."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for image in range(n):
+        base = rng.normal(30, 2)
+        for quality, rate in enumerate(RATE):
+            truth = base + 4 * np.log(rate)
+            for codec, factor in (("anchor", 1.0), ("test", rate_factor)):
+                rows.append({"dataset": "d", "image": f"i{image}", "label": f"c{image % 3}", "codec": codec,
+                             "quality": quality, "bpp": rate * factor * np.exp(rng.normal(0, 0.02)),
+                             "psnr": truth + rng.normal(0, noise), "error": None})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_bootstrap_intervals_of_identical_codecs_contain_zero():
+    from bench.bd import bootstrap_bd
+
+    interval = bootstrap_bd(_curves_per_image(1.0, 40, seed=3), "anchor", resamples=200).iloc[0]
+    assert interval["bd_rate_low"] < 0 < interval["bd_rate_high"]
+
+
+def test_bootstrap_intervals_cover_the_true_bd_rate_at_about_the_nominal_rate():
+    """Seeded simulation: 60 samples of 40 images, true BD-rate −20%; a 95% interval should miss ~3 of 60."""
+    from bench.bd import bootstrap_bd
+
+    covered = 0
+    for seed in range(60):
+        interval = bootstrap_bd(_curves_per_image(0.8, 40, seed=seed), "anchor", resamples=200, seed=seed).iloc[0]
+        covered += interval["bd_rate_low"] <= -20.0 <= interval["bd_rate_high"]
+    assert 51 <= covered <= 60, covered  # binomial(60, 0.95): 50 or fewer happens once in ~600 simulations

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, bd_table, paired_lead, strongest_classical, winners
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, paired_lead, strongest_classical, winners
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
@@ -148,6 +148,13 @@ def _axis_label(axis: str) -> tuple[str, str]:
     return (metric.label, metric.unit) if metric else (axis, "")
 
 
+def _bd_rate_cell(row) -> str:
+    if _missing(row["bd_rate_pct"]):
+        return f"n/a: {row['note_rate']}"
+    interval = "" if _missing(row.get("bd_rate_low")) else f" [{row['bd_rate_low']:+.1f}, {row['bd_rate_high']:+.1f}]"
+    return f"{row['bd_rate_pct']:+.1f}%{interval}"
+
+
 def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
     """One BD table for people: a row per codec, a BD-rate and a BD-quality cell per quality axis.
 
@@ -168,7 +175,7 @@ def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
             row = by_axis.loc[axis]
             _, unit = _axis_label(axis)
             digits = 2 if unit == "dB" else 4 if axis != "accuracy" else 3
-            cells.append(f"{row['bd_rate_pct']:+.1f}%" if not _missing(row["bd_rate_pct"]) else f"n/a: {row['note_rate']}")
+            cells.append(_bd_rate_cell(row))
             cells.append(f"{row['bd_quality']:+.{digits}f} {unit}".strip() if not _missing(row["bd_quality"])
                          else f"n/a: {row['note_quality']}")  # fmt: skip
         psnr = by_axis.loc["psnr"] if "psnr" in by_axis.index else by_axis.iloc[0]
@@ -178,17 +185,17 @@ def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
     return {"rate": rate, "rate_label": RATE_LABELS[rate], "headers": headers, "rows": table}
 
 
-def _bd_tables(summary: pd.DataFrame, bd: pd.DataFrame, dataset: str, anchor: str, method: str) -> list[dict]:
+def _bd_tables(run: Run, bd: pd.DataFrame, dataset: str, anchor: str, method: str) -> list[dict]:
     """BD tables against the anchor and against the run's strongest classical codec, each in both rate views."""
     tables = []
     against_anchor = bd[bd["dataset"] == dataset]
     if against_anchor.empty:
         return tables
-    strongest = strongest_classical(bd, summary, dataset)
+    strongest = strongest_classical(bd, run.summary, dataset)
     choices = [(anchor, against_anchor, "the anchor")]
     if strongest and strongest != anchor:
-        per_dataset = summary[summary["dataset"] == dataset]
-        choices.append((strongest, bd_table(per_dataset, strongest, method=method),
+        against_strongest = run.bd(strongest, method)
+        choices.append((strongest, against_strongest[against_strongest["dataset"] == dataset],
                         "the strongest classical codec of this run (lowest PSNR BD-rate against the anchor, whole file)"))  # fmt: skip
     for reference, table, why in choices:
         for rate in RATES:
@@ -203,7 +210,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
     runs = run.invocations
     latest = run.latest
-    counted = frame if run.include_seen or "seen" not in frame else frame[frame["seen"] != 1]  # the means' images
+    counted = run.counted
     datasets = []
     for name in summary["dataset"].unique() if not summary.empty else []:
         rows = frame[frame["dataset"] == name]
@@ -219,7 +226,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "n_images": rows["image"].nunique(),
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": _summary_view(summary[summary["dataset"] == name].to_dict("records")),
-                "bd_tables": _bd_tables(summary, bd, name, anchor, method),
+                "bd_tables": _bd_tables(run, bd, name, anchor, method),
                 "winners": {rate: _winner_rows(summary[summary["dataset"] == name], counted[counted["dataset"] == name], rate)
                             for rate in RATES},  # fmt: skip
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
