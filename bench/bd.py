@@ -219,9 +219,15 @@ DEFAULT_RESAMPLES = 300
 """Bootstrap resamples behind each BD interval: ~1 s of `bench report` for ten codecs (SCALING.md)."""
 
 
+MIN_PER_STRATUM = 5
+"""Stratify resamples by class only when every class has this many images: one image per class would resample to itself."""
+
+
 def _resample_counts(labels: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """How often each image is drawn in each resample (resamples × images), stratified by label."""
+    """How often each image is drawn in each resample (resamples × images), stratified by label where it can be."""
     rng = np.random.default_rng(seed)
+    if np.unique(labels, return_counts=True)[1].min() < MIN_PER_STRATUM:
+        labels = np.zeros(len(labels))
     counts = np.zeros((resamples, len(labels)))
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)

@@ -152,7 +152,10 @@ def compare(run: Run, baseline: dict, tolerances: dict[str, Tolerance] | None = 
 
     A value that is missing (NaN) in the run where the baseline has a number,
     fewer images or more errors at a point, and a BD-rate that can no longer
-    be computed are regressions.
+    be computed are regressions. A BD-rate is a regression only when it moved
+    past its tolerance *and* the baseline's value lies outside the run's own
+    95% bootstrap interval; otherwise it is reported as "within noise": the
+    sample is too small to tell.
     """
     tolerances = {**TOLERANCES, **(tolerances or {})}
     identity = run_identity(run)
@@ -180,10 +183,15 @@ def compare(run: Run, baseline: dict, tolerances: dict[str, Tolerance] | None = 
             delta, status = _verdict(metric, base, value, tolerances[metric])
             rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
                          "delta": delta, "status": status})  # fmt: skip
-    current_bd = headline(run.bd(baseline["anchor"]))
+    table = run.bd(baseline["anchor"])
+    current = table[(table["rate"] == "bpp") & (table["quality_axis"] == "psnr")].set_index("codec")
     for row in baseline["bd"]:
-        value = float(current_bd.get(row["codec"], math.nan))
+        value = float(current["bd_rate_pct"].get(row["codec"], math.nan))
         delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])
+        low, high = (float(current[bound].get(row["codec"], math.nan)) for bound in ("bd_rate_low", "bd_rate_high"))
+        if status == "REGRESSION" and low <= row["bd_rate_psnr"] <= high:
+            # past the tolerance but inside the run's own 95% bootstrap interval: the sample cannot tell
+            status = "within noise"
         rows.append({"codec": row["codec"], "quality": math.nan, "metric": f"bd_rate_psnr vs {baseline['anchor']}",
                      "baseline": row["bd_rate_psnr"], "run": value, "delta": delta, "status": status})  # fmt: skip
     return pd.DataFrame(rows)
