@@ -289,3 +289,27 @@ def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: s
             out.append({"dataset": dataset, "codec": codec, "rate": rate, "quality_axis": axis,
                         "bd_rate_low": float(low), "bd_rate_high": float(high)})  # fmt: skip
     return pd.DataFrame(out, columns=columns)
+
+
+PER_IMAGE_MIN_SIDE = 256
+"""Datasets whose images are at least this large get per-image BD-rates: each image's own curve is meaningful."""
+
+
+def per_image_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: str = "psnr",
+                 method: str = DEFAULT_METHOD) -> pd.DataFrame:  # fmt: skip
+    """BD-rate of each codec against `anchor` on each image's own curves (where they share a quality interval)."""
+    ok = frame[frame["error"].isna()]
+    rows = []
+    for (dataset, image), of_image in ok.groupby(["dataset", "image"], sort=False):
+        reference = of_image[of_image["codec"] == anchor]
+        if len(reference) < 2:
+            continue
+        for codec, curve in of_image.groupby("codec", sort=False):
+            if codec == anchor:
+                continue
+            delta = bd_pair(reference[rate], reference[axis].clip(upper=1e2), curve[rate], curve[axis].clip(upper=1e2),
+                            min_quality_span=MIN_QUALITY_SPAN[axis], method=method)  # fmt: skip
+            if not math.isnan(delta["bd_rate_pct"]):
+                rows.append({"dataset": dataset, "codec": codec, "image": image, "rate": rate,
+                             "bd_rate_pct": delta["bd_rate_pct"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["dataset", "codec", "image", "rate", "bd_rate_pct"])

@@ -312,3 +312,19 @@ def test_a_database_from_before_a_metric_existed_is_still_reported(tmp_path):
     with sqlite3.connect(out / "results.sqlite") as db:
         db.execute("ALTER TABLE results DROP COLUMN psnr_y")
     assert main(["report", str(out)]) == 0
+
+
+def test_large_images_get_per_image_bd_rates(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "large"
+    data.mkdir()
+    tiles = sorted((SAMPLE_DIR / "Residential").glob("*.jpg"))[:3]
+    for index, tile in enumerate(tiles):  # 256×256 mosaics of real tiles
+        Image.open(tile).convert("RGB").resize((256, 256)).save(data / f"m{index}.png")
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{data}", "--codecs", "jpeg,webp", "--qualities", "10,40,70,90",
+                 "--out", str(out), "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
+    markdown = (out / "report.md").read_text()
+    assert "#### Image by image" in markdown and "| webp | 3 |" in markdown
+    assert list((out / "plots").glob("per-image-bd-*.png"))

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # reports are written headless; never open a window
 import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.codecs import CODECS  # noqa: E402
@@ -100,5 +101,23 @@ def confusion_figure(labels: list[str], predicted: list[str], title: str) -> plt
     axes.set_ylabel("true")
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    return figure
+
+
+def per_image_bd_figure(per_image: pd.DataFrame, anchor: str, title: str) -> plt.Figure:
+    """Each codec's per-image BD-rates against `anchor`: a box per codec with every image as a dot."""
+    codecs = list(dict.fromkeys(per_image["codec"]))
+    figure, axes = plt.subplots(figsize=(7.0, 1.6 + 0.5 * len(codecs)), dpi=110)
+    for position, codec in enumerate(codecs):
+        values = per_image.loc[per_image["codec"] == codec, "bd_rate_pct"].to_numpy()
+        axes.boxplot(values, positions=[position], vert=False, widths=0.6, showfliers=False)
+        jitter = (np.arange(len(values)) % 5 - 2) * 0.06
+        axes.scatter(values, position + jitter, s=10, alpha=0.7, color=codec_style(codec)["color"], zorder=3)
+    axes.axvline(0, color="0.4", linewidth=0.8)
+    axes.set_yticks(range(len(codecs)), codecs)
+    axes.set_xlabel(f"BD-rate (PSNR) against {anchor}, per image (%; negative = fewer bits)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, axis="x", alpha=0.3)
     figure.tight_layout()
     return figure

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, RATES, paired_lead, strongest_classical, winners
+from bench.bd import (DEFAULT_ANCHOR, DEFAULT_METHOD, PER_IMAGE_MIN_SIDE, RATES, paired_lead, per_image_bd,
+                      strongest_classical, winners)
 from bench.codecs import CODECS
 from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
-from bench.reports.plots import axis_label, confusion_figure, rd_figure, save_png
+from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
 from bench.tables import original_accuracy, small_samples
 
@@ -148,6 +149,25 @@ def _axis_label(axis: str) -> tuple[str, str]:
     return (metric.label, metric.unit) if metric else (axis, "")
 
 
+def _per_image(counted: pd.DataFrame, dataset: str, anchor: str, method: str, plot_dir: Path) -> dict | None:
+    """Per-image BD-rates against the anchor (datasets of large images): a plot and, per codec, median and win share."""
+    rows = counted[counted["dataset"] == dataset]
+    if rows.empty or anchor not in set(rows["codec"]) or rows[["height", "width"]].min().min() < PER_IMAGE_MIN_SIDE:
+        return None
+    per_image = per_image_bd(rows, anchor, method=method)
+    if per_image.empty:
+        return None
+    summary = [{"codec": codec, "n": len(group), "median": float(group["bd_rate_pct"].median()),
+                "wins": float((group["bd_rate_pct"] < 0).mean())}
+               for codec, group in per_image.groupby("codec", sort=False)]  # fmt: skip
+    title = f"{dataset}: per-image BD-rate (PSNR, whole file) against {anchor}"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset).strip("-")
+    path = plot_dir / f"per-image-bd-{slug}.png"
+    png = save_png(per_image_bd_figure(per_image, anchor, title), path)
+    return {"title": title, "path": path.relative_to(plot_dir.parent).as_posix(), "summary": summary,
+            "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
+
+
 def _bd_rate_cell(row) -> str:
     if _missing(row["bd_rate_pct"]):
         return f"n/a: {row['note_rate']}"
@@ -227,6 +247,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": _summary_view(summary[summary["dataset"] == name].to_dict("records")),
                 "bd_tables": _bd_tables(run, bd, name, anchor, method),
+                "per_image": _per_image(counted, name, anchor, method, run_dir / "plots"),
                 "winners": {rate: _winner_rows(summary[summary["dataset"] == name], counted[counted["dataset"] == name], rate)
                             for rate in RATES},  # fmt: skip
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
