@@ -111,7 +111,7 @@ def per_image_bd_figure(per_image: pd.DataFrame, anchor: str, title: str) -> plt
     figure, axes = plt.subplots(figsize=(7.0, 1.6 + 0.5 * len(codecs)), dpi=110)
     for position, codec in enumerate(codecs):
         values = per_image.loc[per_image["codec"] == codec, "bd_rate_pct"].to_numpy()
-        axes.boxplot(values, positions=[position], vert=False, widths=0.6, showfliers=False)
+        axes.boxplot(values, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
         jitter = (np.arange(len(values)) % 5 - 2) * 0.06
         axes.scatter(values, position + jitter, s=10, alpha=0.7, color=codec_style(codec)["color"], zorder=3)
     axes.axvline(0, color="0.4", linewidth=0.8)
