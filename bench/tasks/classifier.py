@@ -47,7 +47,7 @@ NETWORKS = {
     "resnet-s2-48": Network((48, 96, 192, 384), stem_stride=2),
     "resnet-s2-64": Network((64, 128, 256, 512), stem_stride=2),
 }
-DEFAULT_NETWORK = "resnet-s2-48"
+DEFAULT_NETWORK = "resnet-s1-32"  # what the screening on val chose (scripts/train_classifier.sh)
 
 
 def build(n_classes: int, network: str = DEFAULT_NETWORK):
