@@ -152,7 +152,8 @@ def _axis_label(axis: str) -> tuple[str, str]:
 def _per_image(counted: pd.DataFrame, dataset: str, anchor: str, method: str, plot_dir: Path) -> dict | None:
     """Per-image BD-rates against the anchor (datasets of large images): a plot and, per codec, median and win share."""
     rows = counted[counted["dataset"] == dataset]
-    if rows.empty or anchor not in set(rows["codec"]) or rows[["height", "width"]].min().min() < PER_IMAGE_MIN_SIDE:
+    sides = rows[["height", "width"]].dropna()  # unreadable images have no size
+    if sides.empty or anchor not in set(rows["codec"]) or int(sides.min().min()) < PER_IMAGE_MIN_SIDE:
         return None
     per_image = per_image_bd(rows, anchor, method=method)
     if per_image.empty:
