@@ -486,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="sweep codecs × qualities over datasets (resumes an earlier run)")
     run.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
                      help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
+    run.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
+                     help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
     run.add_argument("--datasets", default="eurosat", help=f"comma list of {', '.join(DATASETS)}, folder:PATH")
     run.add_argument("--codecs", default=",".join(CODECS), help="comma list (default: all); see `codecs`")
     run.add_argument("--qualities", action="append", default=[], metavar="[CODEC=]Q,Q,…",
@@ -514,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     codecs = commands.add_parser("codecs", help="list codecs, availability, versions and default sweeps")
     codecs.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
                      help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
+    codecs.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
+                     help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
     codecs.set_defaults(handler=cmd_codecs)
 
     datasets = commands.add_parser(
@@ -614,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     report.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
                      help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
+    report.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
+                     help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
     report.add_argument("run", help="run directory (the --out of `run`)")
     _add_report_options(report)
     report.set_defaults(handler=cmd_report)

@@ -1,7 +1,8 @@
 """Plug-ins: your own codecs (and datasets, metrics) without editing the package.
 
 A plug-in is a Python module or file that registers through the public
-interface the built-ins use (`bench.codecs.register`, `bench.metrics.METRICS`,
+interface the built-ins use, or a TOML file of external encoder/decoder
+commands (`bench.codecs.external`) (`bench.codecs.register`, `bench.metrics.METRICS`,
 `bench.datasets.DATASETS`) when it is imported. Plug-ins come from the
 ``rs_codec_bench.plugins`` entry-point group of installed packages and from
 ``--plugin MODULE_OR_FILE.py``. Forked workers inherit them; Dask workers load
@@ -37,6 +38,16 @@ def load(specs: Sequence[str] = ()) -> list[dict]:
 def _load_spec(spec: str) -> dict:
     path = Path(spec)
     try:
+        if path.suffix == ".toml":  # external encoder/decoder commands (bench.codecs.external)
+            from bench.codecs import register
+            from bench.codecs.external import codecs_from_file
+
+            if not path.is_file():
+                raise PluginError(f"codec file {spec}: no such file")
+            for codec in codecs_from_file(path):
+                register(codec)
+            return {"spec": spec, "module": "bench.codecs.external", "version": "toml", "file": str(path.resolve()),
+                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}  # fmt: skip
         if path.suffix == ".py":
             if not path.is_file():
                 raise PluginError(f"plug-in {spec}: no such file")

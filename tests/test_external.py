@@ -1,0 +1,83 @@
+"""Codecs defined by external commands (TOML): the shipped examples, swept locally and on Dask, reported without them."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+needs = pytest.mark.skipif(not (shutil.which("cjpeg") and shutil.which("djpeg")),
+                           reason="needs cjpeg/djpeg (Debian: apt-get install libjpeg-turbo-progs)")  # fmt: skip
+
+
+@needs
+def test_the_cjpeg_example_is_a_codec_whose_rate_is_the_tools_file(tmp_path, tiles):
+    from bench.codecs.external import codecs_from_file
+
+    (codec,) = codecs_from_file(EXAMPLES / "cjpeg.toml")
+    data = codec.encode(tiles[0], 50)
+    from PIL import Image
+
+    Image.fromarray(tiles[0]).save(tmp_path / "in.ppm")
+    subprocess.run(["cjpeg", "-quality", "50", "-outfile", str(tmp_path / "direct.jpg"), str(tmp_path / "in.ppm")],
+                   check=True)  # fmt: skip
+    assert data == (tmp_path / "direct.jpg").read_bytes()
+    decoded = codec.decode(data)
+    assert decoded.shape == tiles[0].shape and np.abs(decoded.astype(int) - tiles[0]).mean() < 10
+    assert 0 < codec.header_size(data) < len(data)  # parsed as JPEG
+
+
+@needs
+def test_a_codec_file_is_listed_swept_on_two_workers_and_reported_without_it(tmp_path, capsys):
+    codec_file = tmp_path / "mine.toml"
+    codec_file.write_text((EXAMPLES / "cjpeg.toml").read_text())
+    assert main(["codecs", "--codec-file", str(codec_file)]) == 0
+    assert "cjpeg" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert main(["run", "--codec-file", str(codec_file), "--codecs", "jpeg,cjpeg", "--limit", "4", "--jobs", "2",
+                 "--out", str(out), "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame["codec"] == "cjpeg").sum() == 4 * 9 and frame["error"].isna().all()
+    codec_file.unlink()
+    assert main(["report", str(out)]) == 0
+    assert "libjpeg-turbo cjpeg/djpeg" in (out / "report.md").read_text()
+
+
+@needs
+def test_a_codec_file_runs_on_dask_workers(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from bench import plugins
+    from bench.runner import SweepConfig, sweep
+    from bench.tables import results
+
+    spec = str(EXAMPLES / "cjpeg.toml")
+    plugins.load([spec])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        sweep(SweepConfig(datasets=["eurosat"], codecs=["cjpeg"], qualities={"cjpeg": (50.0,)}, out=tmp_path / "d",
+                          limit=3, progress=False, classify=False, scheduler=cluster.scheduler_address,
+                          plugins=(spec,)))  # fmt: skip
+    assert len(results(tmp_path / "d")) == 3 and results(tmp_path / "d")["error"].isna().all()
+
+
+def test_a_malformed_codec_file_is_a_clear_usage_error(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[codecs.x]\nencode = "tool {input}"\n')
+    assert main(["codecs", "--codec-file", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "not a usable codec file" in err and err.count("\n") == 1
+
+
+def test_a_missing_tool_makes_the_codec_unavailable_with_what_it_looked_for(tmp_path):
+    from bench.codecs.external import codecs_from_file
+
+    spec = (EXAMPLES / "cjpeg.toml").read_text().replace("cjpeg -quality", "no-such-encoder -quality")
+    (tmp_path / "x.toml").write_text(spec)
+    (codec,) = codecs_from_file(tmp_path / "x.toml")
+    assert not codec.available and "no-such-encoder not on PATH" in codec.unavailable_reason
