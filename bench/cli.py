@@ -114,7 +114,7 @@ def _check_datasets(names: Sequence[str]) -> None:
     for name in names:
         try:
             check_name(name)
-        except KeyError as exc:
+        except KeyError:
             raise UsageError(f"unknown dataset {name!r}{_did_you_mean(name, list(DATASETS))}; valid: "
                              f"{', '.join(DATASETS)}, folder:PATH") from None  # fmt: skip
 

@@ -109,6 +109,9 @@ def cost_split(fmt: str, paths: list[Path], qualities: list[int]) -> dict[str, f
         start = time.perf_counter()
         image, _ = read_rgb(path)
         seconds["read"] += time.perf_counter() - start
+        start = time.perf_counter()
+        reference = metrics.prepare(image)  # once per image, as the runner does
+        seconds["prepare"] += time.perf_counter() - start
         for quality in qualities:
             start = time.perf_counter()
             data = codec.encode(image, quality)
@@ -121,9 +124,6 @@ def cost_split(fmt: str, paths: list[Path], qualities: list[int]) -> dict[str, f
                 start = time.perf_counter()
                 metrics.METRICS[name].compute(pair)
                 seconds[name] += time.perf_counter() - start
-            start = time.perf_counter()
-            reference = metrics.prepare(image) if quality == qualities[0] else reference  # once per image, as the runner
-            seconds["prepare"] += time.perf_counter() - start
             start = time.perf_counter()
             metrics.measure(reference, decoded)
             seconds["all metrics"] += time.perf_counter() - start

@@ -3,7 +3,6 @@ import pytest
 
 from bench import metrics
 from bench.codecs import CODECS, Codec, get_codec
-from bench.codecs.base import CodecUnavailable
 
 AVAILABLE = [c for c in CODECS.values() if c.available and c.family == "classical"]
 

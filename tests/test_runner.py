@@ -235,7 +235,6 @@ def test_sigterm_and_sigint_stop_promptly_keep_rows_and_write_tables(tmp_path, s
 @pytest.mark.slow
 def test_five_parent_only_kills_at_random_moments_end_equal_to_an_uninterrupted_run(tmp_path):
     codecs, limit = ("jpeg", "webp", "jpeg2000", "bpg"), 60
-    total = _expected_rows(limit, codecs)
     rng = np.random.default_rng(1)
     killed = tmp_path / "killed"
     for _ in range(5):
