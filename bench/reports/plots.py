@@ -66,13 +66,15 @@ def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", ti
             label=codec, capsize=2, markersize=4, linewidth=1.4, **codec_style(codec),
         )  # fmt: skip
     axes.set_xscale("log")  # learned codecs live at 0.1–0.5 bpp, classical ones up to 9: log rate shows both
-    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20]))
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # 1-2-5 labels only: minor ones overlap
     axes.set_xlabel(RATE_LABELS[rate])
     axes.set_ylabel(axis_label(metric))
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, ncol=2)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.12, top=0.92)  # fixed: tight_layout cost 0.14 s a figure
     return figure
 
 
