@@ -47,3 +47,16 @@ def labelled_folder(tmp_path_factory) -> str:
         for path in sorted(class_dir.glob("*.jpg"))[:12]:
             shutil.copy(path, root / class_dir.name)
     return f"folder:{root}"
+
+
+@pytest.fixture(autouse=True)
+def _codec_registry_restored():
+    """Codecs a test registers (plug-ins, codec files, test codecs) do not leak into the next test."""
+    from bench import plugins
+    from bench.codecs import CODECS
+
+    saved = dict(CODECS)
+    yield
+    CODECS.clear()
+    CODECS.update(saved)
+    plugins._load_spec.cache_clear()
