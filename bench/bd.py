@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import METRICS
+from bench.stats import mean_ci95
 
 DEFAULT_ANCHOR = "jpeg"
 METHODS = ("pchip", "akima")
@@ -141,12 +142,17 @@ def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, *, method: str
     return pd.DataFrame(rows, columns=BD_COLUMNS)
 
 
-def headline(bd: pd.DataFrame, dataset: str | None = None) -> pd.Series:
-    """PSNR BD-rates (%) on whole-file bpp, by codec: the number a reader (and the gate) quotes."""
+def headline_rows(bd: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """The BD rows of PSNR on whole-file bpp, indexed by codec: the verdict a reader (and the gate) quotes."""
     rows = bd[(bd["rate"] == "bpp") & (bd["quality_axis"] == "psnr")]
     if dataset is not None:
         rows = rows[rows["dataset"] == dataset]
-    return rows.set_index("codec")["bd_rate_pct"]
+    return rows.set_index("codec")
+
+
+def headline(bd: pd.DataFrame, dataset: str | None = None) -> pd.Series:
+    """PSNR BD-rates (%) on whole-file bpp, by codec."""
+    return headline_rows(bd, dataset)["bd_rate_pct"]
 
 
 def strongest_classical(bd: pd.DataFrame, summary: pd.DataFrame, dataset: str, rate: str = "bpp") -> str | None:
@@ -158,6 +164,20 @@ def strongest_classical(bd: pd.DataFrame, summary: pd.DataFrame, dataset: str, r
         return str(rows.loc[rows["bd_rate_pct"].idxmin(), "codec"])
     anchors = bd.loc[bd["dataset"] == dataset, "anchor"]
     return str(anchors.iloc[0]) if len(anchors) else None
+
+
+def _at_rate(rate: np.ndarray, quality: np.ndarray, target: float) -> float | None:
+    """`quality` at `target`, linear in log-rate between the curve's two neighbouring points; None outside the curve."""
+    r, q, _ = monotone(rate, quality)
+    if len(r) >= 2 and r[0] <= target <= r[-1]:
+        return float(np.interp(np.log(target), np.log(r), q))
+    return None
+
+
+def _capped(values: pd.Series, axis: str) -> pd.Series:
+    """`values` with +inf (identical images) replaced by the metric's cap, as the means count it."""
+    metric = METRICS.get(axis)
+    return values.clip(upper=metric.cap) if metric is not None and metric.cap is not None else values
 
 
 def winners(summary: pd.DataFrame, rates: tuple[float, ...] = WINNER_RATES, metric: str = "psnr",
@@ -172,9 +192,8 @@ def winners(summary: pd.DataFrame, rates: tuple[float, ...] = WINNER_RATES, metr
     for dataset, per_dataset in summary.groupby("dataset", sort=False):
         for target in rates:
             for codec, curve in per_dataset.groupby("codec", sort=False):
-                r, m, _ = monotone(curve[rate].to_numpy(float), curve[metric].to_numpy(float))
-                if len(r) >= 2 and r[0] <= target <= r[-1]:
-                    value = float(np.interp(np.log(target), np.log(r), m))
+                value = _at_rate(curve[rate].to_numpy(float), curve[metric].to_numpy(float), target)
+                if value is not None:
                     rows.append({"dataset": dataset, "rate": rate, "bpp": target, "codec": codec, metric: value})
     table = pd.DataFrame(rows, columns=["dataset", "rate", "bpp", "codec", metric])
     return table.sort_values(["dataset", "bpp", metric], ascending=[True, True, False]).reset_index(drop=True)
@@ -188,9 +207,9 @@ def per_image_at(frame: pd.DataFrame, codec: str, target: float, rate: str = "bp
     rows = frame[(frame["codec"] == codec) & frame["error"].isna()][["image", rate, metric]].dropna()
     values = {}
     for image, curve in rows.groupby("image", sort=False):
-        r, m, _ = monotone(curve[rate].to_numpy(float), np.minimum(curve[metric].to_numpy(float), 1e9))
-        if len(r) >= 2 and r[0] <= target <= r[-1]:
-            values[image] = float(np.interp(np.log(target), np.log(r), m))
+        value = _at_rate(curve[rate].to_numpy(float), _capped(curve[metric], metric).to_numpy(float), target)
+        if value is not None:
+            values[image] = value
     return pd.Series(values, dtype=float)
 
 
@@ -201,16 +220,12 @@ def paired_lead(frame: pd.DataFrame, winner: str, runner_up: str, target: float,
     PSNR difference and its 95% Student-t interval; ``distinguishable`` is
     False when that interval contains 0.
     """
-    from scipy.special import stdtrit
-
-    ahead = per_image_at(frame, winner, target, rate) - per_image_at(frame, runner_up, target, rate)
-    ahead = ahead.dropna()
+    ahead = (per_image_at(frame, winner, target, rate) - per_image_at(frame, runner_up, target, rate)).dropna()
     n = len(ahead)
     if n < 2:
         return {"n": n, "win_share": math.nan, "mean_db": math.nan, "low_db": math.nan, "high_db": math.nan,
                 "distinguishable": False}  # fmt: skip
-    half = float(stdtrit(n - 1, 0.975) * ahead.std(ddof=1) / math.sqrt(n))
-    mean = float(ahead.mean())
+    mean, half = mean_ci95(ahead)
     return {"n": n, "win_share": float((ahead > 0).mean()), "mean_db": mean, "low_db": mean - half,
             "high_db": mean + half, "distinguishable": not (mean - half <= 0 <= mean + half)}  # fmt: skip
 
@@ -261,7 +276,7 @@ def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: s
 
     columns = ["dataset", "codec", "rate", "quality_axis", "bd_rate_low", "bd_rate_high"]
     ok = frame[frame["error"].isna()].copy()
-    ok[axis] = ok[axis].clip(upper=1e2)  # +inf (identical images) as the means count it
+    ok[axis] = _capped(ok[axis], axis)
     out = []
     for dataset, rows in ok.groupby("dataset", sort=False):
         if anchor not in set(rows["codec"]):
@@ -307,7 +322,7 @@ def per_image_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: s
         for codec, curve in of_image.groupby("codec", sort=False):
             if codec == anchor:
                 continue
-            delta = bd_pair(reference[rate], reference[axis].clip(upper=1e2), curve[rate], curve[axis].clip(upper=1e2),
+            delta = bd_pair(reference[rate], _capped(reference[axis], axis), curve[rate], _capped(curve[axis], axis),
                             min_quality_span=MIN_QUALITY_SPAN[axis], method=method)  # fmt: skip
             if not math.isnan(delta["bd_rate_pct"]):
                 rows.append({"dataset": dataset, "codec": codec, "image": image, "rate": rate,

@@ -239,8 +239,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         dataset = _load_or_usage_error(args.name, args.data_dir)
         committed = manifest_path(dataset.name, args.seed)
         path = args.out or Path("runs") / "manifests" / committed.name
-        if path.resolve() == committed.resolve() and committed.exists() and not args.force:
-            raise UsageError(f"{path} is the committed split every committed model used; add --force to replace it")
+        _refuse_committed(path, committed, "the committed split every committed model used", args.force)
         write_manifest(assign_splits(dataset.records, args.seed), path)
         print(f"wrote {path} ({len(dataset.records)} images of {dataset.source})")
         return 0
@@ -292,8 +291,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = {"N": args.channels, "M": args.latent_channels}
     target = args.out / args.arch / f"{args.arch}-q{args.quality}.pt"
     committed = checkpoints.COMMITTED_DIR / args.arch / target.name
-    if target.resolve() == committed.resolve() and committed.exists() and not args.force:
-        raise UsageError(f"{target} is a committed checkpoint; add --force to replace it")
+    _refuse_committed(target, committed, "a committed checkpoint", args.force)
     settings = TrainConfig(
         arch=args.arch, lmbda=args.lmbda, quality=args.quality, config=config, dataset=args.dataset,
         data_dir=args.data_dir, split_seed=args.split_seed, seed=args.seed, steps=args.steps,
@@ -413,8 +411,7 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     _check_datasets([args.dataset])
     out = args.out / f"{args.dataset}.pt"
     committed = classifier.path_for(args.dataset)
-    if out.resolve() == committed.resolve() and committed.exists() and not args.force:
-        raise UsageError(f"{out} is the committed reference classifier; add --force to replace it")
+    _refuse_committed(out, committed, "the committed reference classifier", args.force)
     try:
         path = classifier.train(args.dataset, args.data_dir, out=out, network=args.network, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, split_seed=args.split_seed,
@@ -448,6 +445,19 @@ def cmd_latent(args: argparse.Namespace) -> int:
     write_text(path, json.dumps(found, indent=1) + "\n")
     print(f"wrote {path}")
     return 0
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                        help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
+    parser.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
+                        help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
+
+
+def _refuse_committed(path: Path, committed: Path, what: str, force: bool) -> None:
+    """Commands never overwrite a committed asset unless told to."""
+    if path.resolve() == committed.resolve() and committed.exists() and not force:
+        raise UsageError(f"{path} is {what}; add --force to replace it")
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
@@ -484,10 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_help = f"root holding one folder per dataset (default: ${DATA_DIR_ENV}; EuroSAT falls back to the shipped sample)"
 
     run = commands.add_parser("run", help="sweep codecs × qualities over datasets (resumes an earlier run)")
-    run.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
-                     help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
-    run.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
-                     help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
+    _add_plugin_options(run)
     run.add_argument("--datasets", default="eurosat", help=f"comma list of {', '.join(DATASETS)}, folder:PATH")
     run.add_argument("--codecs", default=",".join(CODECS), help="comma list (default: all); see `codecs`")
     run.add_argument("--qualities", action="append", default=[], metavar="[CODEC=]Q,Q,…",
@@ -514,10 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     codecs = commands.add_parser("codecs", help="list codecs, availability, versions and default sweeps")
-    codecs.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
-                     help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
-    codecs.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
-                     help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
+    _add_plugin_options(codecs)
     codecs.set_defaults(handler=cmd_codecs)
 
     datasets = commands.add_parser(
@@ -616,10 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.set_defaults(handler=cmd_export)
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
-    report.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
-                     help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
-    report.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
-                     help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
+    _add_plugin_options(report)
     report.add_argument("run", help="run directory (the --out of `run`)")
     _add_report_options(report)
     report.set_defaults(handler=cmd_report)

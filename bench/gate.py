@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.bd import DEFAULT_ANCHOR, headline
+from bench.bd import DEFAULT_ANCHOR, headline, headline_rows
 from bench.metrics import METRICS
 from bench.files import write_text
 from bench.run import Run
@@ -183,8 +183,7 @@ def compare(run: Run, baseline: dict, tolerances: dict[str, Tolerance] | None = 
             delta, status = _verdict(metric, base, value, tolerances[metric])
             rows.append({"codec": key[0], "quality": key[1], "metric": metric, "baseline": base, "run": value,
                          "delta": delta, "status": status})  # fmt: skip
-    table = run.bd(baseline["anchor"])
-    current = table[(table["rate"] == "bpp") & (table["quality_axis"] == "psnr")].set_index("codec")
+    current = headline_rows(run.bd(baseline["anchor"]))
     for row in baseline["bd"]:
         value = float(current["bd_rate_pct"].get(row["codec"], math.nan))
         delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])

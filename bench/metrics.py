@@ -3,9 +3,10 @@
 Every distortion metric compares two RGB uint8 images of the same shape
 (H×W×3) at native resolution, over all three channels, data range 255, one
 value per image. A sweep measures many decoded versions of one original, so
-the original is prepared once (`prepare`): its float copy, its Gaussian
-moments (μ, E[x²]) and its MS-SSIM pyramid are computed at most once per
-image and shared by every codec and quality.
+the original is prepared once (`prepare`): its MS-SSIM pyramid, its Gaussian
+moments at each scale (μ, σ²) and whatever a metric derives from it alone
+(`Reference.derived`) are computed at most once per image and shared by every
+codec and quality.
 
 SSIM and MS-SSIM come from one implementation of the SSIM maps (Wang et al.
 2004; MS-SSIM: Wang et al. 2003): 11×11 Gaussian window, σ = 1.5, K1 = 0.01,
@@ -241,9 +242,12 @@ def _mse(pair: Pair) -> float:
     return pair.squared_error / pair.test.size
 
 
+def _psnr_of(mse: float) -> float:
+    return math.inf if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
+
+
 def _psnr(pair: Pair) -> float:
-    error = _mse(pair)
-    return math.inf if error == 0.0 else 10.0 * math.log10(255.0**2 / error)
+    return _psnr_of(_mse(pair))
 
 
 _LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601 Y′ from R′G′B′, as JPEG, BPG and HEVC test sets use
@@ -255,12 +259,12 @@ def _psnr_y(pair: Pair) -> float:
 
     if pair.test.shape[2] != 3:
         return math.nan
+
     def luma(image: np.ndarray) -> np.ndarray:
         return cv2.transform(image.astype(np.float32), _LUMA)
 
     reference = pair.reference.derived("luma", luma)
-    error = cv2.norm(reference, luma(pair.test), cv2.NORM_L2SQR) / reference.size
-    return math.inf if error == 0.0 else 10.0 * math.log10(255.0**2 / error)
+    return _psnr_of(cv2.norm(reference, luma(pair.test), cv2.NORM_L2SQR) / reference.size)
 
 
 def _ssim(pair: Pair) -> float:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from bench.files import sha256_of
+
 ENTRY_POINT_GROUP = "rs_codec_bench.plugins"
 
 
@@ -46,8 +48,7 @@ def _load_spec(spec: str) -> dict:
                 raise PluginError(f"codec file {spec}: no such file")
             for codec in codecs_from_file(path):
                 register(codec)
-            return {"spec": spec, "module": "bench.codecs.external", "version": "toml", "file": str(path.resolve()),
-                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}  # fmt: skip
+            return _provenance(spec, "bench.codecs.external", "toml", str(path.resolve()))
         if path.suffix == ".py":
             if not path.is_file():
                 raise PluginError(f"plug-in {spec}: no such file")
@@ -62,7 +63,7 @@ def _load_spec(spec: str) -> dict:
         raise
     except Exception as exc:  # a plug-in's own bug must say whose it is
         raise PluginError(f"plug-in {spec} failed to load: {type(exc).__name__}: {exc}") from None
-    return _provenance(spec, module)
+    return _module_provenance(spec, module)
 
 
 @functools.cache
@@ -71,11 +72,15 @@ def _load_entry_point(entry: metadata.EntryPoint) -> dict:
         module = entry.load()
     except Exception as exc:
         raise PluginError(f"plug-in {entry.name} ({entry.value}) failed to load: {type(exc).__name__}: {exc}") from None
-    return _provenance(entry.value, module)
+    return _module_provenance(entry.value, module)
 
 
-def _provenance(spec: str, module) -> dict:
-    file = getattr(module, "__file__", None)
-    digest = hashlib.sha256(Path(file).read_bytes()).hexdigest() if file and Path(file).is_file() else None
-    return {"spec": spec, "module": module.__name__, "version": str(getattr(module, "__version__", "unknown")),
-            "file": file, "sha256": digest}  # fmt: skip
+def _module_provenance(spec: str, module) -> dict:
+    return _provenance(spec, module.__name__, str(getattr(module, "__version__", "unknown")),
+                       getattr(module, "__file__", None))  # fmt: skip
+
+
+def _provenance(spec: str, module: str, version: str, file: str | None) -> dict:
+    """What a run records of a plug-in: enough to name exactly what it measured."""
+    digest = sha256_of(Path(file)) if file and Path(file).is_file() else None
+    return {"spec": spec, "module": module, "version": version, "file": file, "sha256": digest}

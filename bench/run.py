@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, RATES, bd_table, bootstrap_bd
 from bench.store import DB_NAME, ResultStore
-from bench.tables import aggregate, with_family
+from bench.tables import aggregate, counted, with_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Run:
     directory: Path
     include_seen: bool = False
     bootstrap: int = DEFAULT_RESAMPLES  # resamples behind each BD-rate interval; 0: none
+    _bd: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)  # by (anchor, method)
 
     @functools.cached_property
     def _stored(self) -> tuple[pd.DataFrame, list[dict]]:
@@ -61,12 +62,19 @@ class Run:
 
     @property
     def counted(self) -> pd.DataFrame:
-        """The rows the means are taken over: unseen images, unless `include_seen`."""
-        return self.frame if self.include_seen else self.frame[self.frame["seen"] != 1]
+        """The rows the means are taken over (see `bench.tables.counted`)."""
+        return counted(self.frame, include_seen=self.include_seen)
 
-    @functools.cache
     def bd(self, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> pd.DataFrame:
-        """The tidy BD table against `anchor`, with bootstrap intervals of the PSNR BD-rates in both rate views."""
+        """The tidy BD table against `anchor`, with bootstrap intervals of the PSNR BD-rates in both rate views.
+
+        Computed once per (anchor, method) for this view of the run.
+        """
+        if (anchor, method) not in self._bd:
+            self._bd[anchor, method] = self._bd_table(anchor, method)
+        return self._bd[anchor, method]
+
+    def _bd_table(self, anchor: str, method: str) -> pd.DataFrame:
         table = bd_table(self.summary, anchor, method=method)
         if not self.bootstrap or table.empty:
             return table.assign(bd_rate_low=float("nan"), bd_rate_high=float("nan"))

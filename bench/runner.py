@@ -14,8 +14,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import functools
 import datetime as dt
+import functools
 import os
 import platform
 import shlex
@@ -25,13 +25,12 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-
 from bench import __version__, plugins
 from bench.codecs import get_codec
 from bench.datasets import DEFAULT_SEED, load_dataset
-from bench.measure import LEARNED_BATCH, Task, base_row, evaluate
 from bench.files import sha256_of
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.measure import LEARNED_BATCH, Task, base_row, evaluate
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import classifier
 from bench.workers import IsolatingPool
@@ -224,20 +223,22 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         summary.identities[dataset.name] = dataset.identity()
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
+        make_task = functools.partial(Task, dataset.name, classifier=model, max_pixels=config.max_pixels,
+                                      plugins=config.plugins)  # fmt: skip
         done = store.done(dataset.name)
         wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:
-                tasks.append(Task(dataset.name, (record,), pairs, model, config.max_pixels, config.plugins))
+                tasks.append(make_task((record,), pairs))
         for codec, quality in wanted:  # batchable (learned) codecs: one task per pair and batch of images
             if codec.encode_batch is None:
                 continue
             todo = [r for r in records if (r.id, codec.name, quality) not in done]
             for start in range(0, len(todo), LEARNED_BATCH):
                 batch = tuple(todo[start : start + LEARNED_BATCH])
-                tasks.append(Task(dataset.name, batch, ((codec.name, quality),), model, config.max_pixels, config.plugins))
+                tasks.append(make_task(batch, ((codec.name, quality),)))
     return tasks
 
 

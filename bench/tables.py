@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit  # Student t quantiles; scipy.stats costs 0.5 s more to import
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD
 from bench.codecs import CODECS
 from bench.files import atomic_write
 from bench.metrics import METRICS, PSNR_CAP_DB
+from bench.stats import mean_ci95, wilson_interval
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import scores
 
@@ -39,18 +39,6 @@ def with_family(frame: pd.DataFrame, stored: dict[str, str] | None = None) -> pd
     known = {**{name: codec.family for name, codec in CODECS.items()}, **(stored or {})}
     frame["family"] = frame["codec"].map(lambda name: known.get(name, "unknown"))
     return frame
-
-
-def _mean_ci95(values: pd.Series) -> tuple[float, float]:
-    """Mean and half-width of its 95% Student-t confidence interval (NaN for n < 2)."""
-    clean = values.dropna()
-    n = len(clean)
-    if n == 0:
-        return np.nan, np.nan
-    mean = float(clean.mean())
-    if n < 2:
-        return mean, np.nan
-    return mean, float(stdtrit(n - 1, 0.975) * clean.std(ddof=1) / np.sqrt(n))
 
 
 MIN_SCORED = 100
@@ -75,7 +63,7 @@ def _summarise(group: pd.DataFrame) -> pd.Series:
         values = _numeric(ok[metric.name])
         if metric.cap is not None:  # identical images (PSNR +inf) count as the cap, so means stay finite
             values = values.clip(upper=metric.cap)
-        out[metric.name], out[f"{metric.name}_ci95"] = _mean_ci95(values)
+        out[metric.name], out[f"{metric.name}_ci95"] = mean_ci95(values)
     out.update(_downstream(ok))
     out["encode_ms"] = 1e3 * _numeric(ok["encode_s"]).mean()
     out["decode_ms"] = 1e3 * _numeric(ok["decode_s"]).mean()
@@ -84,17 +72,7 @@ def _summarise(group: pd.DataFrame) -> pd.Series:
     return pd.Series(out)
 
 
-def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion `correct`/`n` (sensible at n = 1 and at 0 or n correct)."""
-    if n == 0:
-        return np.nan, np.nan
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def _scored(ok: pd.DataFrame, predicted: str = "predicted") -> pd.DataFrame:
+def scored(ok: pd.DataFrame, predicted: str = "predicted") -> pd.DataFrame:
     """Rows whose accuracy counts: classified, labelled, and not seen by any committed model."""
     if predicted not in ok:
         return ok.iloc[:0]
@@ -108,30 +86,32 @@ def _downstream(ok: pd.DataFrame) -> dict:
     split, unlisted images, any `folder:` dataset). RDAI uses the same images'
     mean bpp and PSNR.
     """
-    scored = _scored(ok)
-    if scored.empty:
+    rows = scored(ok)
+    if rows.empty:
         return {"n_scored": 0, "accuracy": np.nan, "accuracy_low": np.nan, "accuracy_high": np.nan,
                 "f1_weighted": np.nan, "rdai": np.nan}  # fmt: skip
-    labels, predicted = list(scored["label"]), list(scored["predicted"])
+    classified = _classification(list(rows["label"]), list(rows["predicted"]))
+    psnr = float(_numeric(rows["psnr"]).clip(upper=PSNR_CAP_DB).mean())
+    rdai = scores.rdai(float(_numeric(rows["bpp"]).mean()), psnr, classified["f1_weighted"])
+    return {"n_scored": len(rows), **classified, "rdai": rdai}
+
+
+def _classification(labels: list[str], predicted: list[str]) -> dict:
+    """Accuracy with its 95% Wilson interval, and weighted F1."""
     accuracy = scores.accuracy(labels, predicted)
     low, high = wilson_interval(round(accuracy * len(labels)), len(labels))
-    f1 = scores.f1_weighted(labels, predicted)
-    psnr = float(_numeric(scored["psnr"]).clip(upper=PSNR_CAP_DB).mean())
-    return {"n_scored": len(scored), "accuracy": accuracy, "accuracy_low": low, "accuracy_high": high,
-            "f1_weighted": f1, "rdai": scores.rdai(float(_numeric(scored["bpp"]).mean()), psnr, f1)}  # fmt: skip
+    return {"accuracy": accuracy, "accuracy_low": low, "accuracy_high": high,
+            "f1_weighted": scores.f1_weighted(labels, predicted)}  # fmt: skip
 
 
 def original_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
     """Per dataset: the classifier's accuracy on the unseen original (uncompressed) images."""
     columns = ["dataset", "n_scored", "accuracy", "accuracy_low", "accuracy_high", "f1_weighted"]
-    originals = _scored(frame, "predicted_original").drop_duplicates(["dataset", "image"])
+    originals = scored(frame, "predicted_original").drop_duplicates(["dataset", "image"])
     rows = []
     for name, group in originals.groupby("dataset", sort=False):
-        labels, predicted = list(group["label"]), list(group["predicted_original"])
-        accuracy = scores.accuracy(labels, predicted)
-        low, high = wilson_interval(round(accuracy * len(labels)), len(labels))
-        rows.append({"dataset": name, "n_scored": len(group), "accuracy": accuracy, "accuracy_low": low,
-                     "accuracy_high": high, "f1_weighted": scores.f1_weighted(labels, predicted)})  # fmt: skip
+        classified = _classification(list(group["label"]), list(group["predicted_original"]))
+        rows.append({"dataset": name, "n_scored": len(group), **classified})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -146,6 +126,11 @@ def small_samples(summary: pd.DataFrame) -> list[str]:
     return warnings
 
 
+def counted(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
+    """The rows means are taken over: images no committed model trained or was selected on, unless `include_seen`."""
+    return frame if include_seen or "seen" not in frame else frame[frame["seen"] != 1]
+
+
 def aggregate(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
     """One row per dataset × codec × quality: means with 95% CIs, counts, times, downstream scores.
 
@@ -155,8 +140,7 @@ def aggregate(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFram
     ``n_lossless`` counts them. Codecs come in registry order, qualities from
     the coarsest to the finest setting.
     """
-    if not include_seen and "seen" in frame:
-        frame = frame[frame["seen"] != 1]
+    frame = counted(frame, include_seen=include_seen)
     if frame.empty:
         return pd.DataFrame(columns=[*GROUP, "n_images", "n_errors", "n_scored", "family"])
     summary = frame.groupby(GROUP, sort=False).apply(_summarise, include_groups=False).reset_index()

@@ -78,7 +78,7 @@ def test_a_labelled_folder_is_scored_on_every_image(toy_classifier, tmp_path, mo
 
 
 def test_wilson_interval():
-    from bench.tables import wilson_interval
+    from bench.stats import wilson_interval
 
     low, high = wilson_interval(1, 1)
     assert 0.2 < low < 0.21 and high == pytest.approx(1.0)  # one image: [0.207, 1], not "1.000"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.files import sha256_of
 from bench.images import IMAGE_SUFFIXES
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "datasets"
@@ -54,7 +55,7 @@ class Dataset:
         """What a run stores to say which images it measured: structured, for the gate and reports to compare."""
         manifest = manifest_path(self.name, MODELS_SEED)
         return {"kind": self.kind, "root": str(self.root), "images": len(self.records),
-                "manifest_sha256": _sha256(manifest) if manifest.is_file() else None}  # fmt: skip
+                "manifest_sha256": sha256_of(manifest) if manifest.is_file() else None}  # fmt: skip
 
     @property
     def labelled(self) -> bool:
@@ -87,12 +88,6 @@ class Dataset:
         if limit is not None:
             chosen = stratified_subset(chosen, limit, seed)
         return sorted(chosen, key=lambda r: r.id)
-
-
-def _sha256(path: Path) -> str:
-    from bench.files import sha256_of
-
-    return sha256_of(path)
 
 
 MODELS_SEED = DEFAULT_SEED

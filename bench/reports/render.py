@@ -21,7 +21,7 @@ from bench.files import write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
-from bench.tables import original_accuracy, small_samples
+from bench.tables import original_accuracy, scored, small_samples
 
 MAX_FAILURES_LISTED = 200
 _FIGURES = (*((m.name, "bpp") for m in metrics.METRICS.values() if m.bd_axis), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
@@ -74,22 +74,24 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _slug(name: object) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(name)).strip("-")
+
+
+def _embedded(path: Path, png: bytes, title: str) -> dict:
+    """A saved figure as the templates show it: linked from report.md (relative path), inlined in report.html."""
+    return {"title": title, "path": path.relative_to(path.parent.parent).as_posix(),
+            "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
+
+
 def _figures(summary: pd.DataFrame, dataset: str, plot_dir: Path) -> list[dict]:
     figures = []
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset).strip("-")
     for metric, rate in _FIGURES:
         if summary[metric].notna().sum() == 0:
             continue
-        path = plot_dir / f"rd-{slug}-{metric}-{rate}.png"
+        path = plot_dir / f"rd-{_slug(dataset)}-{metric}-{rate}.png"
         title = f"{dataset}: {axis_label(metric)} vs {rate}"
-        png = save_png(rd_figure(summary, metric, rate, title), path)
-        figures.append(
-            {
-                "title": title,
-                "path": path.relative_to(plot_dir.parent).as_posix(),
-                "data_uri": "data:image/png;base64," + base64.b64encode(png).decode(),
-            }
-        )
+        figures.append(_embedded(path, save_png(rd_figure(summary, metric, rate, title), path), title))
     return figures
 
 
@@ -120,14 +122,10 @@ def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir
     if points.empty:
         return None
     point = points.iloc[0]
-    rows = frame[(frame["codec"] == anchor) & (frame["quality"] == point["quality"]) & (frame["seen"] != 1)
-                 & frame["predicted"].notna()]  # fmt: skip
+    rows = scored(frame[(frame["codec"] == anchor) & (frame["quality"] == point["quality"])])
     title = f"{point['dataset']}: {anchor} q={point['quality']:g} ({point['bpp']:.2f} bpp), accuracy {point['accuracy']:.3f}"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", str(point["dataset"])).strip("-")
-    path = plot_dir / f"confusion-{slug}-{anchor}.png"
-    png = save_png(confusion_figure(list(rows["label"]), list(rows["predicted"]), title), path)
-    return {"title": title, "path": path.relative_to(plot_dir.parent).as_posix(),
-            "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
+    path = plot_dir / f"confusion-{_slug(point['dataset'])}-{anchor}.png"
+    return _embedded(path, save_png(confusion_figure(list(rows["label"]), list(rows["predicted"]), title), path), title)
 
 
 RATE_LABELS = {"bpp": "whole-file bpp", "bpp_payload": "payload bpp (headers left out)"}
@@ -162,11 +160,8 @@ def _per_image(counted: pd.DataFrame, dataset: str, anchor: str, method: str, pl
                 "wins": float((group["bd_rate_pct"] < 0).mean())}
                for codec, group in per_image.groupby("codec", sort=False)]  # fmt: skip
     title = f"{dataset}: per-image BD-rate (PSNR, whole file) against {anchor}"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset).strip("-")
-    path = plot_dir / f"per-image-bd-{slug}.png"
-    png = save_png(per_image_bd_figure(per_image, anchor, title), path)
-    return {"title": title, "path": path.relative_to(plot_dir.parent).as_posix(), "summary": summary,
-            "data_uri": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
+    path = plot_dir / f"per-image-bd-{_slug(dataset)}.png"
+    return {**_embedded(path, save_png(per_image_bd_figure(per_image, anchor, title), path), title), "summary": summary}
 
 
 def _bd_rate_cell(row) -> str:
@@ -263,11 +258,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     latent_rows = json.loads((run_dir / "latent.json").read_text()) if (run_dir / "latent.json").is_file() else []
     for row in latent_rows:
         tsne = run_dir / "plots" / f"tsne-{row['arch']}-q{row['quality']}.png"
-        row["tsne"] = (
-            {"path": tsne.relative_to(run_dir).as_posix(),
-             "data_uri": "data:image/png;base64," + base64.b64encode(tsne.read_bytes()).decode()}
-            if tsne.is_file() else None
-        )  # fmt: skip
+        row["tsne"] = _embedded(tsne, tsne.read_bytes(), "") if tsne.is_file() else None
     measured = set(frame["codec"])
     described = {**{name: codec.describe() for name, codec in CODECS.items()}, **run.codec_info}
     used = [name for name in [*CODECS, *sorted(measured - set(CODECS))] if name in measured]
