@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.assets import ASSET_ROOT
 from bench.bd import DEFAULT_ANCHOR, headline, headline_rows
 from bench.metrics import METRICS
 from bench.files import write_text
 from bench.run import Run
 
-BASELINE_DIR = Path(__file__).resolve().parents[1] / "reports" / "baseline"
+BASELINE_DIR = ASSET_ROOT / "reports" / "baseline"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,3 +215,22 @@ def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
         except ValueError:
             raise GateUsageError(f"--tolerance {spec}: expected a number") from None
     return chosen
+
+
+def check(run: Run, baseline_path: Path | None, tolerances: dict[str, Tolerance] | None = None, *,
+          verbose: bool = False) -> tuple[list[str], int]:  # fmt: skip
+    """Compare `run` with its baseline (the committed one matching the run by default): the lines to print, and
+    how many regressions there are."""
+    path = Path(baseline_path) if baseline_path else default_baseline(run)
+    if not path.is_file():
+        raise GateUsageError(f"no baseline at {path}; write one with `python -m bench baseline {run.directory}`")
+    baseline = load_baseline(path)
+    diff = compare(run, baseline, tolerances)
+    shown = diff if verbose else diff[diff["status"] != "ok"]
+    lines = [f"baseline {path} ({len(diff)} values checked)"]
+    if not shown.empty:
+        lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    lines += [f"note: {codec} library changed: {old} → {new}" for codec, (old, new) in version_changes(run, baseline).items()]
+    regressions = int((diff["status"] == "REGRESSION").sum())
+    lines.append(f"{regressions} regression(s), {int((diff['status'] == 'improved').sum())} improvement(s)")
+    return lines, regressions

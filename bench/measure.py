@@ -12,13 +12,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from bench import metrics, plugins
-from bench.codecs import get_codec
+from bench import crops, metrics, plugins
+from bench.codecs import Codec, get_codec
 from bench.datasets import ImageRecord
 from bench.images import DEFAULT_MAX_PIXELS, ImageReadError, read_rgb
+from bench.store import CROP, CROP_ORIGINAL
 from bench.tasks import classifier
 from bench.workers import heartbeat
 
@@ -40,6 +42,8 @@ class Task:
     classifier: str | None = None  # the committed classifier (by name) run on originals and decoded images
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are error rows, refused from their header
     plugins: tuple[str, ...] = ()  # loaded again where the task runs (Dask workers do not fork from the sweep)
+    weights_dir: Path | None = None  # learned codecs: checkpoints here replace committed ones of equal quality
+    gallery: frozenset[str] = frozenset()  # ids of the task's images whose crops the report shows (`bench.crops`)
 
 
 LEARNED_BATCH = 16
@@ -53,9 +57,8 @@ class Measured:
     decoded: np.ndarray | None = None
 
 
-def measure(codec_name: str, reference: metrics.Reference, quality: float) -> Measured:
+def measure(codec: Codec, reference: metrics.Reference, quality: float) -> Measured:
     """Encode and decode the original once; rate, distortion and timing of the result."""
-    codec = get_codec(codec_name)
     stage = "encode"
     try:
         start = time.perf_counter()
@@ -68,13 +71,12 @@ def measure(codec_name: str, reference: metrics.Reference, quality: float) -> Me
         return Measured({"error": f"{stage}: {type(exc).__name__}: {exc}"})
 
 
-def measure_batch(codec_name: str, references: list[metrics.Reference], quality: float) -> list[Measured]:
+def measure_batch(codec: Codec, references: list[metrics.Reference], quality: float) -> list[Measured]:
     """`measure` for equal-size images through the codec's batch path; times are per-image shares.
 
     Falls back to one image at a time when the batch fails, so one bad image
     cannot cost the others their rows.
     """
-    codec = get_codec(codec_name)
     try:
         start = time.perf_counter()
         streams = codec.encode_batch([r.image for r in references], quality)
@@ -83,7 +85,7 @@ def measure_batch(codec_name: str, references: list[metrics.Reference], quality:
         encode_s, decode_s = (encoded - start) / len(references), (time.perf_counter() - encoded) / len(references)
         return [_measured(codec, r, s, d, encode_s, decode_s) for r, s, d in zip(references, streams, decoded)]
     except Exception:
-        return [measure(codec_name, reference, quality) for reference in references]
+        return [measure(codec, reference, quality) for reference in references]
 
 
 def _measured(codec, reference: metrics.Reference, data: bytes, decoded, encode_s: float, decode_s: float) -> Measured:
@@ -135,18 +137,20 @@ def evaluate(task: Task) -> list[dict]:
     decoded_rows = []
     heartbeat()  # reading, preparing and classifying the originals (a fresh worker imports torch) is not a pair
     for codec_name, quality in task.pairs:
-        codec = get_codec(codec_name)
+        codec = get_codec(codec_name, weights_dir=task.weights_dir)
         for group in by_size.values():
             references = [reference for _, reference in group]
             if codec.encode_batch is not None and len(references) > 1:
-                measured = measure_batch(codec_name, references, quality)
+                measured = measure_batch(codec, references, quality)
             else:
-                measured = [measure(codec_name, reference, quality) for reference in references]
-            for (base, _), result in zip(group, measured):
+                measured = [measure(codec, reference, quality) for reference in references]
+            for (base, reference), result in zip(group, measured):
                 row = {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **result.values}
                 rows.append(row)
                 if result.decoded is not None:
                     decoded_rows.append((row, result.decoded))
+                    if base["image"] in task.gallery:
+                        row.update({CROP: crops.crop_png(result.decoded), CROP_ORIGINAL: reference.derived("crop", crops.crop_png)})
             heartbeat()  # the time limit is per encode/decode pair (per batch for learned codecs)
     if model is not None:
         _classify(decoded_rows, model.predict)  # within the last pair's limit: one network pass per image size

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, RATES, bd_table, bootstrap_bd
 from bench.store import DB_NAME, ResultStore
-from bench.tables import aggregate, counted, with_family
+from bench.tables import aggregate, codec_info, counted, with_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,24 +27,30 @@ class Run:
     _bd: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)  # by (anchor, method)
 
     @functools.cached_property
-    def _stored(self) -> tuple[pd.DataFrame, list[dict]]:
+    def _stored(self) -> tuple[pd.DataFrame, list[dict], pd.DataFrame, list[dict]]:
         with ResultStore(Path(self.directory) / DB_NAME, read_only=True) as store:
-            frame, invocations = store.frame(), store.runs()
-        return with_family(frame, {name: info["family"] for name, info in self._codec_info(invocations).items()}), invocations
-
-    @staticmethod
-    def _codec_info(invocations: list[dict]) -> dict[str, dict]:
-        return {name: info for run in invocations for name, info in run.get("codec_info", {}).items()}
+            frame, invocations, crops, latent = store.frame(), store.runs(), store.crops(), store.latent()
+        return with_family(frame, codec_info(invocations)), invocations, crops, latent
 
     @property
     def codec_info(self) -> dict[str, dict]:
         """What the run stored about each codec (name, family, description, quality knob, rate accounting)."""
-        return self._codec_info(self.invocations)
+        return codec_info(self.invocations)
 
     @property
     def frame(self) -> pd.DataFrame:
         """Every stored row (tidy: one row per image × codec × quality)."""
         return self._stored[0]
+
+    @property
+    def crops(self) -> pd.DataFrame:
+        """Gallery crops the sweep stored (see `bench.store.ResultStore.crops`)."""
+        return self._stored[2]
+
+    @property
+    def latent(self) -> list[dict]:
+        """Latent-vs-pixel classification results stored by `bench latent`, each with its t-SNE PNG."""
+        return self._stored[3]
 
     @property
     def invocations(self) -> list[dict]:
@@ -58,7 +64,7 @@ class Run:
     @functools.cached_property
     def summary(self) -> pd.DataFrame:
         """One row per dataset × codec × quality (see `bench.tables.aggregate`)."""
-        return aggregate(self.frame, include_seen=self.include_seen)
+        return aggregate(self.frame, self.codec_info, include_seen=self.include_seen)
 
     @property
     def counted(self) -> pd.DataFrame:

@@ -45,11 +45,23 @@ _DTYPES = {"TEXT": "object", "REAL": "float64", "INTEGER": "Int64"}  # Int64: in
 KEY = ("dataset", "image", "codec", "quality")
 REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", *METRICS, "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
+CROP, CROP_ORIGINAL = "crop_png", "crop_png_original"
+"""Row fields of gallery images (`bench.crops`): the PNG crop of the decoded image and of the original. They
+go to the ``crops`` table (codec "" for the original), never into ``results``."""
+ORIGINAL = ""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results (
     {", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())},
     PRIMARY KEY ({", ".join(KEY)})
+);
+CREATE TABLE IF NOT EXISTS crops (
+    dataset TEXT NOT NULL, image TEXT NOT NULL, codec TEXT NOT NULL, quality REAL NOT NULL, png BLOB NOT NULL,
+    PRIMARY KEY (dataset, image, codec, quality)
+);
+CREATE TABLE IF NOT EXISTS latent (
+    dataset TEXT NOT NULL, arch TEXT NOT NULL, quality INTEGER NOT NULL, result TEXT NOT NULL, tsne_png BLOB,
+    PRIMARY KEY (dataset, arch, quality)
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -141,12 +153,25 @@ class ResultStore:
         return cursor.rowcount
 
     def add(self, rows: Iterable[Mapping]) -> int:
-        """Insert `rows` in one transaction; rows already stored are left as they are."""
+        """Insert `rows` (and their gallery crops) in one transaction; rows already stored are left as they are."""
+        rows = list(rows)
         names = list(COLUMNS)
         sql = f"INSERT OR IGNORE INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        crops = [(row["dataset"], row["image"], codec, quality, row[field]) for row in rows
+                 for field, codec, quality in ((CROP, row["codec"], row["quality"]), (CROP_ORIGINAL, ORIGINAL, 0.0))
+                 if row.get(field)]  # fmt: skip
         with self._db:
             cursor = self._db.executemany(sql, ([row.get(name) for name in names] for row in rows))
-        return cursor.rowcount
+            written = cursor.rowcount
+            self._db.executemany("INSERT OR IGNORE INTO crops VALUES (?, ?, ?, ?, ?)", crops)
+        return written
+
+    def crops(self) -> pd.DataFrame:
+        """Gallery crops: dataset, image, codec ("" for the original), quality, png (none in older databases)."""
+        columns = ["dataset", "image", "codec", "quality", "png"]
+        if not self._has_table("crops"):
+            return pd.DataFrame(columns=columns)
+        return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM crops ORDER BY dataset, image, codec, quality", self._db)
 
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame, in key order, each column of its schema's type even when all values are NULL."""
@@ -159,6 +184,22 @@ class ResultStore:
             except (TypeError, ValueError):  # SQLite is typeless: a REAL in an INTEGER column stays a float
                 frame[name] = pd.to_numeric(frame[name], errors="coerce")
         return frame
+
+    def _has_table(self, name: str) -> bool:  # read-only opens of older databases do not create new tables
+        return bool(self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone())
+
+    def add_latent(self, result: Mapping, tsne_png: bytes | None) -> None:
+        """Store (or replace) one latent-vs-pixel classification result (`bench.tasks.latent`) and its t-SNE plot."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO latent VALUES (?, ?, ?, ?, ?)",
+                             (result["dataset"], result["arch"], int(result["quality"]), json.dumps(result), tsne_png))  # fmt: skip
+
+    def latent(self) -> list[dict]:
+        """Latent-vs-pixel results, each with its ``tsne_png`` (bytes or None)."""
+        if not self._has_table("latent"):
+            return []
+        cursor = self._db.execute("SELECT result, tsne_png FROM latent ORDER BY dataset, arch, quality")
+        return [{**json.loads(result), "tsne_png": png} for result, png in cursor]
 
     def add_run(self, started: str, info: Mapping) -> None:
         with self._db:

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD
-from bench.codecs import CODECS
 from bench.files import atomic_write
 from bench.metrics import METRICS, PSNR_CAP_DB
 from bench.stats import mean_ci95, wilson_interval
@@ -31,13 +30,18 @@ GROUP = ["dataset", "codec", "quality"]
 def results(run_dir: Path) -> pd.DataFrame:
     """Every stored row of the run in `run_dir` (tidy: one row per image × codec × quality)."""
     with ResultStore(Path(run_dir) / DB_NAME, read_only=True) as store:
-        return with_family(store.frame())
+        frame, invocations = store.frame(), store.runs()
+    return with_family(frame, codec_info(invocations))
 
 
-def with_family(frame: pd.DataFrame, stored: dict[str, str] | None = None) -> pd.DataFrame:
-    """`frame` with each codec's family: as the run stored it, else from the registry, else "unknown"."""
-    known = {**{name: codec.family for name, codec in CODECS.items()}, **(stored or {})}
-    frame["family"] = frame["codec"].map(lambda name: known.get(name, "unknown"))
+def codec_info(invocations: list[dict]) -> dict[str, dict]:
+    """What the run stored about each codec (`bench.codecs.Codec.describe`), in the order the sweeps named them."""
+    return {name: info for run in invocations for name, info in run.get("codec_info", {}).items()}
+
+
+def with_family(frame: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
+    """`frame` with each codec's family as the run stored it ("unknown" for a codec it did not describe)."""
+    frame["family"] = frame["codec"].map(lambda name: info.get(name, {}).get("family", "unknown"))
     return frame
 
 
@@ -131,23 +135,26 @@ def counted(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
     return frame if include_seen or "seen" not in frame else frame[frame["seen"] != 1]
 
 
-def aggregate(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
+def aggregate(frame: pd.DataFrame, info: dict[str, dict] | None = None, *, include_seen: bool = False) -> pd.DataFrame:
     """One row per dataset × codec × quality: means with 95% CIs, counts, times, downstream scores.
 
     Only images no committed model trained or was selected on count (every
     codec alike), unless `include_seen`. PSNR means cap infinite values
     (lossless images) at `PSNR_CAP_DB` so that they stay finite;
-    ``n_lossless`` counts them. Codecs come in registry order, qualities from
-    the coarsest to the finest setting.
+    ``n_lossless`` counts them. Codecs come in the order of `info` (what the
+    run stored about them, see `codec_info`), qualities from the coarsest to
+    the finest setting.
     """
+    info = info or {}
     frame = counted(frame, include_seen=include_seen)
     if frame.empty:
         return pd.DataFrame(columns=[*GROUP, "n_images", "n_errors", "n_scored", "family"])
     summary = frame.groupby(GROUP, sort=False).apply(_summarise, include_groups=False).reset_index()
-    order = {name: i for i, name in enumerate(CODECS)}
+    order = {name: i for i, name in enumerate(info)}
     summary["_codec_order"] = summary["codec"].map(lambda name: order.get(name, len(order)))
-    summary["_quality_order"] = summary.apply(lambda row: _quality_rank(row["codec"], row["quality"]), axis=1)
-    summary = summary.sort_values(["dataset", "_codec_order", "_quality_order"]).drop(
+    lower_is_finer = summary["codec"].map(lambda name: info.get(name, {}).get("finer") == "lower")
+    summary["_quality_order"] = summary["quality"].where(~lower_is_finer, -summary["quality"])
+    summary = summary.sort_values(["dataset", "_codec_order", "codec", "_quality_order"]).drop(
         columns=["_codec_order", "_quality_order"]
     )
     families = frame.drop_duplicates("codec").set_index("codec")["family"] if "family" in frame else {}
@@ -155,14 +162,6 @@ def aggregate(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFram
     for column in ("n_images", "n_errors", "n_lossless", "n_scored"):
         summary[column] = summary[column].astype(int)
     return summary.reset_index(drop=True)
-
-
-def _quality_rank(codec: str, quality: float) -> float:
-    """Position of `quality` on the codec's coarse-to-fine axis."""
-    sweep = CODECS[codec].qualities if codec in CODECS else ()
-    if len(sweep) > 1 and sweep[0] > sweep[-1]:  # knobs like QP or distance: lower is finer
-        return -quality
-    return quality
 
 
 def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict[str, Path]:

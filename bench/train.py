@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.assets import refuse_committed
 from bench.codecs import checkpoints
+from bench.config import ConfigError
 from bench.codecs.learned import ARCHITECTURES
 from bench.datasets import load_dataset
 from bench.images import read_rgb
@@ -44,7 +46,8 @@ class TrainConfig:
     val_every: int = 500
     val_limit: int = 500
     init: Path | None = None  # fine-tune from this checkpoint (e.g. another λ of the same architecture)
-    out: Path = checkpoints.COMMITTED_DIR
+    out: Path = Path("runs/codecs")  # writes <out>/<arch>/<arch>-q<k>.pt and its card
+    force: bool = False  # allow replacing a committed checkpoint (when `out` is the repository's codecs/)
     work: Path = Path("runs/train")
     threads: int = 0
     device: str = "cpu"  # "cuda" trains on a GPU; the checkpoint is moved to the CPU before its entropy tables are built
@@ -156,11 +159,15 @@ def train(config: TrainConfig) -> Path:
     import torch
     from tqdm import tqdm
 
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     name = f"{config.arch}-q{config.quality}"
+    refuse_committed(Path(config.out) / config.arch / f"{name}.pt", checkpoints.COMMITTED_DIR / config.arch / f"{name}.pt",
+                     "a committed checkpoint", config.force)  # fmt: skip
     work = Path(config.work)
     work.mkdir(parents=True, exist_ok=True)
     last_path = work / f"{name}.last.pt"
@@ -174,7 +181,7 @@ def train(config: TrainConfig) -> Path:
 
         head = latent_head(config.config.get("latent_channels") or config.config["M"], int(train_labels.max()) + 1)
     if config.init is not None:
-        state = checkpoints.load_state(checkpoints.Checkpoint(config.arch, 0, Path(config.init), "", "init"))
+        state = checkpoints.load_state(checkpoints.from_card(Path(config.init)))  # verified by its card
         checkpoints.restore_weights(model, state["state_dict"])
     model.to(config.device, memory_format=torch.channels_last)  # measured +15% steps/s on one CPU thread (N=64/M=192)
     if head is not None:
@@ -274,7 +281,7 @@ def train(config: TrainConfig) -> Path:
     }  # fmt: skip
     card_path = path.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2) + "\n")
-    saved = checkpoints.Checkpoint(config.arch, config.quality, path, card["sha256"], "committed", card)
+    saved = checkpoints.from_card(path, "weights-dir")
     card.update(_real_val_metrics(config, saved, val_images))  # the written file, real bitstreams
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return path

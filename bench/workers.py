@@ -10,6 +10,7 @@ others complete normally. The pool never hangs and never stops the sweep.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -214,3 +215,26 @@ class IsolatingPool:
         finally:
             for worker in self._workers:
                 self._stop(worker, kill=worker.task is not None)
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM reached the parent: it stops its workers and keeps what it stored."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM become `Interrupted` while the block runs."""
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)

@@ -91,7 +91,7 @@ def harness_only(paths: list[Path], limit: int | None, codec_names: list[str]) -
     """
     image, _ = read_rgb(paths[0])
     codec = get_codec(codec_names[0])
-    values = measure.measure(codec.name, metrics.prepare(image), codec.qualities[0]).values
+    values = measure.measure(codec, metrics.prepare(image), codec.qualities[0]).values
 
     def replay(task: measure.Task) -> list[dict]:
         return [

@@ -193,11 +193,10 @@ def test_official_checkpoints_are_recognised_by_name_and_hash(tmp_path, monkeypa
     name = f"bmshj2018-factorized-prior-4-{checkpoints.sha256_of(raw)[:8]}.pth.tar"
     raw.rename(tmp_path / name)
     (tmp_path / "bmshj2018-factorized-prior-5-deadbeef.pth.tar").write_bytes(b"not this one")
-    monkeypatch.setenv(checkpoints.WEIGHTS_DIR_ENV, str(tmp_path))
     learned.model_from_checkpoint.cache_clear()
-    found = checkpoints.resolve("bmshj2018-factorized")
+    found = checkpoints.resolve("bmshj2018-factorized", tmp_path)
     assert sorted(found) == [4, 5] and found[4].source == "official"
-    codec = learned.make_codec(learned.ARCHITECTURES["bmshj2018-factorized"])
+    codec = learned.make_codec(learned.ARCHITECTURES["bmshj2018-factorized"], tmp_path)
     assert codec.decode(codec.encode(tiles[0], 4)).shape == tiles[0].shape
     with pytest.raises(CheckpointError, match="sha256 mismatch: expected deadbeef"):
         codec.encode(tiles[0], 5)
@@ -298,8 +297,7 @@ def test_a_checkpoint_trained_into_a_folder_is_used_through_weights_dir_before_t
     assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "3", "--dataset", labelled_folder,
                  "--channels", "8", "--latent-channels", "8", "--steps", "4", "--val-every", "2", "--batch-size", "4",
                  "--out", str(tmp_path / "mine"), "--work", str(tmp_path / "work"), "--threads", "1"]) == 0  # fmt: skip
-    monkeypatch.setenv(checkpoints.WEIGHTS_DIR_ENV, str(tmp_path / "mine"))
-    resolved = checkpoints.resolve("cvae")
+    resolved = checkpoints.resolve("cvae", tmp_path / "mine")
     assert resolved[3].source == "weights-dir" and resolved[3].path == tmp_path / "mine" / "cvae" / "cvae-q3.pt"
     assert resolved[1].source == "committed"  # qualities the folder lacks still come from the repository
     out = tmp_path / "run"

@@ -49,7 +49,7 @@ def _threads_in_worker(_task) -> dict:
 
 
 def test_every_worker_runs_one_thread_per_library():
-    from bench.runner import _worker_init
+    from bench.executors import _worker_init
     from bench.workers import IsolatingPool
 
     pool = IsolatingPool(_threads_in_worker, 2, split=lambda task: [task], on_failure=lambda task, reason: reason,

@@ -6,8 +6,11 @@ list it in `_ALL` below; the runner, CLI and reports pick it up by name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.codecs import avif, bpg, heic, jpeg, jpeg2000, jpegxl, learned, webp
 from bench.codecs.base import Codec, CodecUnavailable
+from bench.names import did_you_mean
 
 _ALL = (
     jpeg.jpeg, jpeg.jpeg444, jpeg2000.jpeg2000, webp.webp, bpg.bpg, heic.heic, avif.avif, jpegxl.jpegxl,
@@ -22,18 +25,30 @@ def register(codec: Codec) -> None:
     CODECS[codec.name] = codec
 
 
-def refresh_learned() -> None:
-    """Re-read the learned codecs' checkpoints (after the weights directory changed)."""
-    for codec in learned.codecs():
-        CODECS[codec.name] = codec
+def get_codec(name: str, *, weights_dir: Path | None = None) -> Codec:
+    """The codec registered as `name`; KeyError lists the valid names.
 
-
-def get_codec(name: str) -> Codec:
-    """The codec registered as `name`; KeyError lists the valid names."""
+    A learned codec with `weights_dir` is the same architecture with the
+    checkpoints of that folder, which replace committed ones of equal quality.
+    """
+    if weights_dir is not None and name in learned.ARCHITECTURES:
+        return learned.make_codec(learned.ARCHITECTURES[name], Path(weights_dir))
     try:
         return CODECS[name]
     except KeyError:
-        raise KeyError(f"unknown codec {name!r}; valid: {', '.join(CODECS)}") from None
+        raise KeyError(f"unknown codec {name!r}{did_you_mean(name, CODECS)}; valid: {', '.join(CODECS)}") from None
 
 
-__all__ = ["CODECS", "Codec", "CodecUnavailable", "get_codec", "refresh_learned", "register"]
+def listing() -> list[str]:
+    """Three lines per registered codec: name, family and library version (or why it cannot run); description;
+    default sweep."""
+    width = max(map(len, CODECS))
+    lines = []
+    for codec in CODECS.values():
+        state = codec.version if codec.available else f"UNAVAILABLE: {codec.unavailable_reason}"
+        lines += [f"{codec.name:<{width}} {codec.family:<9} {state}", f"{'':<{width}} {codec.description}",
+                  f"{'':<{width}} sweep ({codec.quality_name}): {', '.join(f'{q:g}' for q in codec.qualities)}"]  # fmt: skip
+    return lines
+
+
+__all__ = ["CODECS", "Codec", "CodecUnavailable", "get_codec", "listing", "register"]

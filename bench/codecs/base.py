@@ -94,7 +94,10 @@ class Codec:
 
     def describe(self) -> dict:
         """What reports say of the codec; stored with each run, so reports need neither the codec nor its library."""
-        return {field: getattr(self, field) for field in ("name", "family", "description", "quality_name", "rate_note")}
+        described = {field: getattr(self, field) for field in ("name", "family", "description", "quality_name", "rate_note")}
+        # the sweep runs coarse to fine: QP- and distance-like knobs fall as quality rises
+        described["finer"] = "lower" if len(self.qualities) > 1 and self.qualities[0] > self.qualities[-1] else "higher"
+        return described
 
     @property
     def available(self) -> bool:

@@ -16,7 +16,7 @@ The user's directory wins: a quality found there replaces the committed one.
 
 Every file is loaded with ``torch.load(weights_only=True)``: a checkpoint
 cannot run code. A wrong hash, a truncated file or a state dict that does not
-fit the architecture is a `CheckpointError` naming the file.
+fit the architecture is a `CheckpointError` naming the file (`bench.assets`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import os
 import re
 from pathlib import Path
 
+from bench.assets import ASSET_ROOT, AssetError, fetch_url, load_torch
 from bench.files import sha256_of
 
-COMMITTED_DIR = Path(__file__).resolve().parents[2] / "codecs"
+COMMITTED_DIR = ASSET_ROOT / "codecs"
 WEIGHTS_DIR_ENV = "BENCH_WEIGHTS_DIR"
 
 # CompressAI's file-name prefixes of its official MSE-trained checkpoints.
@@ -43,7 +44,7 @@ OFFICIAL_PREFIXES = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AssetError):
     """A checkpoint file is unusable; the message names the file and the problem."""
 
 
@@ -84,40 +85,38 @@ def official(arch: str, weights_dir: Path | None) -> dict[int, Checkpoint]:
     return found
 
 
-def weights_dir() -> Path | None:
+def weights_dir_from_env() -> Path | None:
+    """The weights directory named by $BENCH_WEIGHTS_DIR (read by the command line only, then passed explicitly)."""
     value = os.environ.get(WEIGHTS_DIR_ENV)
     return Path(value).expanduser() if value else None
 
 
-def resolve(arch: str) -> dict[int, Checkpoint]:
-    """Every usable quality of `arch`; the user's weights directory wins over the repository's checkpoints.
+def resolve(arch: str, weights_dir: Path | None = None) -> dict[int, Checkpoint]:
+    """Every usable quality of `arch`; the user's `weights_dir` wins over the repository's checkpoints.
 
-    In the weights directory: checkpoints with cards as ``python -m bench train --out DIR`` writes them
+    In `weights_dir`: checkpoints with cards as ``python -m bench train --out DIR`` writes them
     (``DIR/<arch>/<arch>-q<k>.pt``), then CompressAI's official files; then the committed ones.
     """
-    user = weights_dir()
-    if user is None:
+    if weights_dir is None:
         return committed(arch)
-    return {**committed(arch), **official(arch, user), **committed(arch, user, "weights-dir")}
+    return {**committed(arch), **official(arch, weights_dir), **committed(arch, weights_dir, "weights-dir")}
 
 
 def load_state(checkpoint: Checkpoint) -> dict:
     """The verified contents of `checkpoint` (a dict of tensors and plain values)."""
-    import torch
-
-    path = checkpoint.path
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    found = sha256_of(path)
-    if not found.startswith(checkpoint.sha256):
-        raise CheckpointError(f"{path}: sha256 mismatch: expected {checkpoint.sha256}…, found {found}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or a pickle that wants to run code
-        raise CheckpointError(f"{path}: cannot be loaded safely ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a dict, found {type(state).__name__}")
-    return state
+        return load_torch(checkpoint.path, checkpoint.sha256)
+    except AssetError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def from_card(path: Path, source: str = "committed") -> Checkpoint:
+    """The checkpoint at `path` as its card (``path.with_suffix(".json")``) describes it; CheckpointError without one."""
+    card_path = Path(path).with_suffix(".json")
+    if not card_path.is_file():
+        raise CheckpointError(f"{path}: no card {card_path.name} beside it (its sha256 verifies the file)")
+    card = json.loads(card_path.read_text())
+    return Checkpoint(card["arch"], int(card["quality"]), Path(path), card["sha256"], source, card)
 
 
 def official_urls(arch: str) -> dict[int, str]:
@@ -137,8 +136,6 @@ def download_official(arch: str, qualities: list[int], target: Path, urls: dict[
     A file already present with the right hash is kept; a download resumes a
     partial file and is deleted when its hash is wrong.
     """
-    from bench.datasets.download import fetch_url
-
     urls = urls if urls is not None else official_urls(arch)
     missing = [q for q in qualities if q not in urls]
     if missing:
@@ -177,3 +174,32 @@ def restore_weights(model, state_dict: dict) -> None:
         else:
             weights[name] = value.float() if value.is_floating_point() else value
     model.load_state_dict(weights)
+
+
+SOURCES = {"committed": "committed", "official": "official file in the weights dir (replaces committed)",
+           "weights-dir": "trained, in the weights dir (replaces committed)"}  # fmt: skip
+"""Why a quality resolves to its file, as `bench weights` says it."""
+
+
+def listing(archs: list[str], weights_dir: Path | None = None) -> list[str]:
+    """One line per architecture and quality: the file it resolves to, why, its hash and its card's numbers."""
+    width = max(map(len, archs))
+    lines = []
+    for arch in archs:
+        found = resolve(arch, weights_dir)
+        if not found:
+            lines.append(f"{arch:<{width}} no checkpoints")
+        for quality, checkpoint in sorted(found.items()):
+            card = checkpoint.card
+            numbers = (f" λ={card['lmbda']} val {card.get('val_bpp', float('nan')):.3f} bpp / "
+                       f"{card.get('val_psnr', float('nan')):.2f} dB") if card else ""  # fmt: skip
+            lines.append(f"{arch:<{width}} q{quality} {checkpoint.path} ({SOURCES[checkpoint.source]}; "
+                         f"sha256 {checkpoint.sha256[:12]}){numbers}")  # fmt: skip
+    return lines
+
+
+def default_download_dir(weights_dir: Path | None) -> Path:
+    """Where `bench weights download` writes: the given weights dir, else the user cache beside the datasets'."""
+    from bench.assets import default_cache
+
+    return weights_dir or default_cache().parent / "weights"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -32,14 +33,24 @@ from bench.codecs.base import Codec, CodecUnavailable, Image
 HEADER_BYTES = 6
 
 
+def _n_m(channels: int, latent_channels: int) -> dict:
+    return {"N": channels, "M": latent_channels}
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """A learned-codec architecture: its stream id (never reuse one) and how to build it."""
+    """A learned-codec architecture: its stream id (never reuse one), how to build it, and its size arguments."""
 
     name: str
     stream_id: int
     description: str
     build: Callable[[dict], object] = dataclasses.field(repr=False)
+    sizes: Callable[[int, int], dict] = dataclasses.field(default=_n_m, repr=False)
+    """(transform channels, latent channels) → the constructor's keyword arguments."""
+
+    def config(self, channels: int, latent_channels: int) -> dict:
+        """The constructor arguments of a model with these transform and latent channel counts."""
+        return self.sizes(channels, latent_channels)
 
 
 def _compressai_model(name: str) -> Callable[[dict], object]:
@@ -60,25 +71,33 @@ def _cvae(config: dict):
     return CVAE(**config)
 
 
+def _cvae_sizes(channels: int, latent_channels: int) -> dict:
+    return {"channels": channels, "latent_channels": latent_channels}
+
+
+def _n_only(channels: int, latent_channels: int) -> dict:  # cheng2020: M = N
+    return {"N": channels}
+
+
 ARCHITECTURES = {
     arch.name: arch
     for arch in (
-        Architecture("cvae", 1, "CVAE of arXiv 2404.03696: no GDN, no hyperprior, factorized prior", _cvae),
+        Architecture("cvae", 1, "CVAE of arXiv 2404.03696: no GDN, no hyperprior, factorized prior", _cvae, _cvae_sizes),
         Architecture("bmshj2018-factorized", 2, "Ballé et al. 2017/18, GDN, factorized prior", _compressai_model("bmshj2018-factorized")),
         Architecture("bmshj2018-hyperprior", 3, "Ballé et al. 2018, scale hyperprior", _compressai_model("bmshj2018-hyperprior")),
         Architecture("mbt2018-mean", 4, "Minnen et al. 2018, mean-scale hyperprior", _compressai_model("mbt2018-mean")),
         Architecture("mbt2018", 5, "Minnen et al. 2018, hyperprior + autoregressive context", _compressai_model("mbt2018")),
-        Architecture("cheng2020-anchor", 6, "Cheng et al. 2020, residual blocks, context model", _compressai_model("cheng2020-anchor")),
-        Architecture("cheng2020-attn", 7, "Cheng et al. 2020 with attention", _compressai_model("cheng2020-attn")),
-        Architecture("cvae-task", 8, "CVAE fine-tuned with a classification term (task-aware)", _cvae),
+        Architecture("cheng2020-anchor", 6, "Cheng et al. 2020, residual blocks, context model", _compressai_model("cheng2020-anchor"), _n_only),
+        Architecture("cheng2020-attn", 7, "Cheng et al. 2020 with attention", _compressai_model("cheng2020-attn"), _n_only),
+        Architecture("cvae-task", 8, "CVAE fine-tuned with a classification term (task-aware)", _cvae, _cvae_sizes),
     )
 }  # fmt: skip
 _BY_STREAM_ID = {arch.stream_id: arch for arch in ARCHITECTURES.values()}
 
 
-def load_model(arch: str, quality: int):
-    """The model of `arch` at `quality` from the resolved checkpoint (see `checkpoints.resolve`)."""
-    found = checkpoints.resolve(arch)
+def load_model(arch: str, quality: int, weights_dir: Path | None = None):
+    """The model of `arch` at `quality` from the checkpoint it resolves to (see `checkpoints.resolve`)."""
+    found = checkpoints.resolve(arch, weights_dir)
     if quality not in found:
         raise CodecUnavailable(f"{arch}: no checkpoint for quality {quality} (have {sorted(found) or 'none'})")
     return model_from_checkpoint(found[quality])
@@ -120,7 +139,7 @@ def _to_tensor(images: list[Image], factor: int):
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
-def encode_batch(arch: str, images: list[Image], quality: int, model=None) -> list[bytes]:
+def encode_batch(arch: str, images: list[Image], quality: int, model=None, weights_dir: Path | None = None) -> list[bytes]:
     """Encode equal-size images in one pass through the network; one stream per image.
 
     `model` overrides the resolved checkpoint (training evaluates its own output this way).
@@ -132,7 +151,7 @@ def encode_batch(arch: str, images: list[Image], quality: int, model=None) -> li
         raise ValueError("encode_batch needs images of equal size")
     if max(height, width) > 0xFFFF:
         raise ValueError(f"image {height}×{width} too large for the 16-bit size header")
-    model = model or load_model(arch, quality)
+    model = model or load_model(arch, quality, weights_dir)
     with torch.no_grad():
         out = model.compress(_to_tensor(images, model.downsampling_factor))
     header = bytes([ARCHITECTURES[arch].stream_id, quality]) + height.to_bytes(2, "big") + width.to_bytes(2, "big")
@@ -180,13 +199,13 @@ def parse_header(data: bytes) -> tuple[str, int, int, int]:
     return _BY_STREAM_ID[data[0]].name, data[1], int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:6], "big")
 
 
-def _prepare(streams: list[bytes], model=None):
+def _prepare(streams: list[bytes], model=None, weights_dir: Path | None = None):
     """(model, strings, latent shape, height, width) for decompressing streams of one architecture, quality, size."""
     headers = {parse_header(data) for data in streams}
     if len(headers) != 1:
         raise ValueError("streams must share one architecture, quality and image size to be decoded together")
     ((arch, quality, height, width),) = headers
-    model = model or load_model(arch, quality)
+    model = model or load_model(arch, quality, weights_dir)
     factor = model.downsampling_factor
     shape = (-(-height // factor), -(-width // factor))
     n_streams = 2 if hasattr(model, "h_s") else 1
@@ -194,31 +213,31 @@ def _prepare(streams: list[bytes], model=None):
     return model, strings, shape, height, width
 
 
-def decode_batch(streams: list[bytes], model=None) -> list[Image]:
+def decode_batch(streams: list[bytes], model=None, weights_dir: Path | None = None) -> list[Image]:
     """Decode streams of the same architecture, quality and image size in one pass."""
     import torch
 
-    model, strings, shape, height, width = _prepare(streams, model)
+    model, strings, shape, height, width = _prepare(streams, model, weights_dir)
     with torch.no_grad():
         x_hat = model.decompress(strings, shape)["x_hat"]
     images = x_hat[:, :, :height, :width].clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
     return list(images.permute(0, 2, 3, 1).numpy())
 
 
-def decode(data: bytes, model=None) -> Image:
+def decode(data: bytes, model=None, weights_dir: Path | None = None) -> Image:
     """The image of a learned-codec stream (`model` overrides the resolved checkpoint)."""
-    return decode_batch([data], model)[0]
+    return decode_batch([data], model, weights_dir)[0]
 
 
 class _LatentReady(Exception):
     pass
 
 
-def decode_latent(data: bytes) -> np.ndarray:
+def decode_latent(data: bytes, weights_dir: Path | None = None) -> np.ndarray:
     """The quantised latent ŷ (C×h×w, float32) that a receiver has before running the synthesis transform."""
     import torch
 
-    model, strings, shape, _, _ = _prepare([data])
+    model, strings, shape, _, _ = _prepare([data], weights_dir=weights_dir)
     captured = {}
 
     def grab(module, inputs):  # ŷ is g_s's input: stop before running the decoder
@@ -240,7 +259,7 @@ def header_size(data: bytes) -> int:
     return HEADER_BYTES
 
 
-def _library_version(arch: str) -> str:
+def _library_version(arch: str, weights_dir: Path | None) -> str:
     # From the installed distributions' metadata, not by importing them: `bench codecs`, `report` and
     # classical sweeps must not pay torch's and CompressAI's import (~5 s). A broken install that
     # imports badly still fails loudly, at the first encode, as error rows naming the exception.
@@ -249,11 +268,11 @@ def _library_version(arch: str) -> str:
     for module, distribution in (("torch", "torch"), ("compressai", "compressai")):
         if util.find_spec(module) is None:
             raise ImportError(f"{distribution} is not installed")
-    found = checkpoints.resolve(arch)
+    found = checkpoints.resolve(arch, weights_dir)
     if not found:
         raise CodecUnavailable(
-            f"no checkpoints for {arch}: none committed in codecs/{arch}/ and none in "
-            f"${checkpoints.WEIGHTS_DIR_ENV} (train one with `python -m bench train --arch {arch}`)"
+            f"no checkpoints for {arch}: none committed in codecs/{arch}/ and none in the weights directory "
+            f"({weights_dir or 'none given'}); train one with `python -m bench train --arch {arch} --lmbda 0.0130 --quality 4`"
         )
     sources = sorted({c.source for c in found.values()})
     weights = ", ".join(f"q{q}: {c.path.name} ({c.sha256[:8]})" for q, c in sorted(found.items()))
@@ -261,28 +280,29 @@ def _library_version(arch: str) -> str:
     return f"{versions}; {'/'.join(sources)} weights {weights}"
 
 
-def make_codec(arch: Architecture) -> Codec:
-    qualities = tuple(sorted(checkpoints.resolve(arch.name)))
+def make_codec(arch: Architecture, weights_dir: Path | None = None) -> Codec:
+    """The codec of `arch` with the checkpoints `weights_dir` adds to (or replaces among) the committed ones."""
+    qualities = tuple(sorted(checkpoints.resolve(arch.name, weights_dir)))
     return Codec(
         name=arch.name,
         family="learned",
         description=arch.description,
         quality_name="checkpoint quality index (higher = more bits, larger λ)",
         qualities=qualities,
-        encode=lambda image, quality: encode_batch(arch.name, [image], int(quality))[0],
-        decode=decode,
+        encode=lambda image, quality: encode_batch(arch.name, [image], int(quality), weights_dir=weights_dir)[0],
+        decode=functools.partial(decode, weights_dir=weights_dir),
         header_size=header_size,
         rate_note=(
             "bytes: 6-byte header (architecture, quality, size) + every entropy-coded stream (y, and z "
             "where there is a hyperprior) with LEB128 lengths; header_bytes: the 6-byte header."
         ),
-        library_version=functools.partial(_library_version, arch.name),
+        library_version=functools.partial(_library_version, arch.name, weights_dir),
         install_hint="pip install --no-deps compressai==1.2.8 einops scipy pytorch-msssim",
-        encode_batch=lambda images, quality: encode_batch(arch.name, images, int(quality)),
-        decode_batch=decode_batch,
+        encode_batch=lambda images, quality: encode_batch(arch.name, images, int(quality), weights_dir=weights_dir),
+        decode_batch=functools.partial(decode_batch, weights_dir=weights_dir),
     )
 
 
-def codecs() -> list[Codec]:
+def codecs(weights_dir: Path | None = None) -> list[Codec]:
     """One codec per architecture, with the qualities its checkpoints provide."""
-    return [make_codec(arch) for arch in ARCHITECTURES.values()]
+    return [make_codec(arch, weights_dir) for arch in ARCHITECTURES.values()]

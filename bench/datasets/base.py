@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.assets import ASSET_ROOT, default_cache
 from bench.files import sha256_of
 from bench.images import IMAGE_SUFFIXES
 
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "datasets"
+SHIPPED_DIR = ASSET_ROOT / "datasets"
 """The repository's `datasets/` folder: shipped samples and manifests."""
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -112,8 +113,6 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     value = explicit or os.environ.get(DATA_DIR_ENV)
     if value:
         return Path(value).expanduser()
-    from bench.datasets.download import default_cache
-
     return default_cache() if default_cache().is_dir() else None
 
 

@@ -10,21 +10,16 @@ extraction refuses any member that would land outside the target folder
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tarfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
+from bench.assets import DownloadError, default_cache, fetch_url
+from bench.datasets.base import SHIPPED_DIR
 from bench.files import sha256_of
 
-from bench.datasets.base import SHIPPED_DIR
-
-
-class DownloadError(RuntimeError):
-    """A download or an archive is unusable; the message says which and why."""
+__all__ = ["MANUAL", "SOURCES", "DownloadError", "Source", "default_cache", "download", "extract", "fetch"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,42 +62,6 @@ SOURCES = {
     "kodak": _kodak,
 }  # fmt: skip
 MANUAL = {"rsi-cb256": "RSI-CB256 is distributed through cloud drives only: github.com/lehaifeng/RSI-CB"}
-
-
-def default_cache() -> Path:
-    """Where downloads go without --data-dir/$BENCH_DATA_DIR: the user cache directory."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rs-codec-bench" / "datasets"
-
-
-
-def fetch_url(url: str, path: Path) -> None:
-    """Download `url` to `path` with a progress bar, continuing a partial ``.part`` file where the server allows it.
-
-    Raises:
-        DownloadError: the server cannot be reached or the transfer broke; the message says where to put the
-            file by hand.
-    """
-    from tqdm import tqdm
-
-    partial = path.with_name(path.name + ".part")
-    done = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            resumed = done and getattr(response, "status", 200) == 206
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with open(partial, "ab" if resumed else "wb") as out, tqdm(
-                total=total, initial=0, unit="B", unit_scale=True, desc=path.name, leave=False
-            ) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"cannot fetch {url} ({reason}); without network, download it elsewhere and put it "
-                            f"at {path}") from None  # fmt: skip
-    partial.replace(path)
 
 
 def _check_members(names: list[tuple[str, bool]], target: Path) -> None:

@@ -1,4 +1,8 @@
-"""A gallery for the report: the same crops, original and decoded by each codec at a similar rate."""
+"""A gallery for the report: the same crops, original and decoded by each codec at a similar rate.
+
+Built from the crops the sweep stored (`bench.crops`): the report needs
+neither the images nor the codecs.
+"""
 
 from __future__ import annotations
 
@@ -10,69 +14,64 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import metrics
-from bench.codecs import CODECS
-from bench.datasets import DatasetNotFound, load_dataset
 from bench.files import atomic_write
-from bench.images import ImageReadError, read_rgb
+from bench.store import ORIGINAL
 
 GALLERY_BPP = 1.0
-MAX_IMAGES = 3
-CROP = 128
+SMALL = 96
+"""Crops up to this side are enlarged ×3 (nearest neighbour) to be visible; larger ones ×2."""
 
 
-def _crop(image: np.ndarray) -> np.ndarray:
-    """The centre `CROP`×`CROP` of a large image; small tiles whole, enlarged ×3 (nearest) to be visible."""
-    height, width = image.shape[:2]
-    if max(height, width) <= 96:
-        return image.repeat(3, axis=0).repeat(3, axis=1)
-    top, left = max(0, (height - CROP) // 2), max(0, (width - CROP) // 2)
-    return image[top : top + CROP, left : left + CROP].repeat(2, axis=0).repeat(2, axis=1)
-
-
-def _png(image: np.ndarray) -> bytes:
+def _enlarged_png(png: bytes) -> bytes:
     from PIL import Image
 
+    with Image.open(io.BytesIO(png)) as image:
+        factor = 3 if max(image.size) <= SMALL else 2
+        big = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    big.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def gallery(frame: pd.DataFrame, dataset: str, data_dir: str | None, plot_dir: Path) -> dict:
-    """Tiles (original, and per codec at the quality where that image's rate is closest to `GALLERY_BPP`)."""
-    try:
-        records = {r.id: r for r in load_dataset(dataset, Path(data_dir) if data_dir else None).records}
-    except DatasetNotFound as exc:
-        return {"reason": f"images not available when the report was written: {exc}", "rows": []}
-    ok = frame[(frame["dataset"] == dataset) & frame["error"].isna()]
-    chosen = ok.sort_values("image").drop_duplicates("label" if ok["label"].notna().any() else "image")
+def gallery(frame: pd.DataFrame, crops: pd.DataFrame, dataset: str, plot_dir: Path, order: list[str]) -> dict:
+    """Per gallery image: the original, and each codec (in `order`) at the quality whose rate is closest to `GALLERY_BPP`."""
+    stored = crops[crops["dataset"] == dataset]
+    if stored.empty:
+        return {"reason": "the sweep stored no crops (a run written before crops were stored: sweep it again)", "rows": []}
+    ok = frame[(frame["dataset"] == dataset) & frame["error"].isna()].set_index(["image", "codec", "quality"])
     rows = []
-    for image_id in chosen["image"].head(MAX_IMAGES):
-        if image_id not in records:
+    for image_id, of_image in stored.groupby("image", sort=True):
+        original = of_image[of_image["codec"] == ORIGINAL]
+        if original.empty:
             continue
-        try:
-            original, _ = read_rgb(records[image_id].path)
-        except ImageReadError:
-            continue
-        tiles = [_tile(original, f"original ({original.shape[1]}×{original.shape[0]})", image_id, "original", plot_dir)]
-        of_image = ok[ok["image"] == image_id]
-        for codec_name in [name for name in CODECS if name in set(of_image["codec"])]:
-            codec = CODECS[codec_name]
-            rows_of_image = of_image[of_image["codec"] == codec_name]
-            if not codec.available:
+        measured = ok.loc[image_id] if image_id in ok.index.get_level_values(0) else None
+        shape = measured.iloc[0][["width", "height"]] if measured is not None else None
+        size = f" ({int(shape['width'])}×{int(shape['height'])})" if shape is not None else ""
+        tiles = [_tile(original["png"].iloc[0], f"original{size}", image_id, "original", plot_dir)]
+        decoded = of_image[of_image["codec"] != ORIGINAL]
+        for codec in [name for name in order if name in set(decoded["codec"])]:
+            versions = decoded[decoded["codec"] == codec]
+            rates = np.array([_value(measured, codec, q, "bpp") for q in versions["quality"]])
+            if not np.isfinite(rates).any():
                 continue
-            # this image's own rate at each quality: the gallery compares pictures at the same bpp
-            quality = float(rows_of_image.loc[(rows_of_image["bpp"] - GALLERY_BPP).abs().idxmin(), "quality"])
-            data = codec.encode(original, quality)
-            decoded = codec.decode(data)
-            caption = f"{codec_name} q={quality:g}: {metrics.bpp(len(data), original.shape):.2f} bpp, {metrics.psnr(original, decoded):.1f} dB"
-            tiles.append(_tile(decoded, caption, image_id, codec_name, plot_dir))
+            closest = int(np.nanargmin(np.abs(rates - GALLERY_BPP)))  # this image's own rate, not the mean's
+            best = versions.iloc[closest]
+            psnr = _value(measured, codec, best["quality"], "psnr")
+            caption = f"{codec} q={best['quality']:g}: {rates[closest]:.2f} bpp, {psnr:.1f} dB"
+            tiles.append(_tile(best["png"], caption, image_id, codec, plot_dir))
         rows.append({"image": image_id, "tiles": tiles})
-    return {"reason": "" if rows else "no readable images", "rows": rows}
+    return {"reason": "" if rows else "no stored crops of originals", "rows": rows}
 
 
-def _tile(image: np.ndarray, caption: str, image_id: str, name: str, plot_dir: Path) -> dict:
-    png = _png(_crop(image))
+def _value(measured: pd.DataFrame | None, codec: str, quality: float, column: str) -> float:
+    try:
+        return float(measured.loc[(codec, quality), column])
+    except (KeyError, TypeError, AttributeError):
+        return float("nan")
+
+
+def _tile(png: bytes, caption: str, image_id: str, name: str, plot_dir: Path) -> dict:
+    png = _enlarged_png(bytes(png))
     # by hash: "a b.png" and "a-b.png" would share any readable slug
     digest = hashlib.sha256(f"{image_id}\0{name}".encode()).hexdigest()[:16]
     path = plot_dir / f"gallery-{digest}.png"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import datetime as dt
 import math
 import re
@@ -16,8 +15,7 @@ import pandas as pd
 from bench import metrics
 from bench.bd import (DEFAULT_ANCHOR, DEFAULT_METHOD, PER_IMAGE_MIN_SIDE, RATES, paired_lead, per_image_bd,
                       strongest_classical, winners)
-from bench.codecs import CODECS
-from bench.files import write_text
+from bench.files import atomic_write, write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
@@ -227,6 +225,8 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     runs = run.invocations
     latest = run.latest
     counted = run.counted
+    measured = set(frame["codec"])
+    order = [name for name in run.codec_info if name in measured] + sorted(measured - set(run.codec_info))
     datasets = []
     for name in summary["dataset"].unique() if not summary.empty else []:
         rows = frame[frame["dataset"] == name]
@@ -248,27 +248,27 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                             for rate in RATES},  # fmt: skip
                 "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
-                "gallery": gallery(frame, name, latest.get("data_dir"), run_dir / "plots"),
+                "gallery": gallery(frame, run.crops, name, run_dir / "plots", order),
                 "original": originals.loc[name].to_dict() if name in originals.index else None,
                 "confusion": _confusion(frame[frame["dataset"] == name], summary[summary["dataset"] == name],
                                         anchor, run_dir / "plots"),  # fmt: skip
             }
         )
     failures = frame[frame["error"].notna()]
-    latent_rows = json.loads((run_dir / "latent.json").read_text()) if (run_dir / "latent.json").is_file() else []
-    for row in latent_rows:
+    latent_rows = []
+    for row in run.latent:
         tsne = run_dir / "plots" / f"tsne-{row['arch']}-q{row['quality']}.png"
-        row["tsne"] = _embedded(tsne, tsne.read_bytes(), "") if tsne.is_file() else None
-    measured = set(frame["codec"])
-    described = {**{name: codec.describe() for name, codec in CODECS.items()}, **run.codec_info}
-    used = [name for name in [*CODECS, *sorted(measured - set(CODECS))] if name in measured]
+        if row.get("tsne_png"):
+            with atomic_write(tsne) as tmp:
+                tmp.write_bytes(row["tsne_png"])
+        latent_rows.append({**row, "tsne": _embedded(tsne, row["tsne_png"], "") if row.get("tsne_png") else None})
     return {
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run": latest,
         "n_invocations": len(runs),
         "datasets": datasets,
-        "codecs": [described.get(name, {"name": name, "description": "—", "quality_name": "—", "rate_note": "—"})
-                   for name in used],  # fmt: skip
+        "codecs": [run.codec_info.get(name, {"name": name, "description": "—", "quality_name": "—", "rate_note": "—"})
+                   for name in order],  # fmt: skip
         "versions": latest.get("codecs", {}),
         "unavailable": latest.get("unavailable", {}),
         "failures": failures.head(MAX_FAILURES_LISTED).to_dict("records"),

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.codecs import checkpoints
+from bench.assets import ASSET_ROOT, load_torch, refuse_committed
 from bench.files import sha256_of
 
-CLASSIFIER_DIR = checkpoints.COMMITTED_DIR / "classifier"
+CLASSIFIER_DIR = ASSET_ROOT / "codecs" / "classifier"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +141,7 @@ def load(dataset: str) -> Classifier | None:
     if not card_path.is_file():
         return None
     card = json.loads(card_path.read_text())
-    state = checkpoints.load_state(checkpoints.Checkpoint("classifier", 0, path, card["sha256"], "committed", card))
+    state = load_torch(path, card["sha256"])
     model = build(len(card["classes"]), card["network"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
     model.eval()
@@ -192,7 +192,7 @@ def _accuracies(model, probes: dict[str, np.ndarray], labels: np.ndarray, mean, 
 
 def train(dataset_name: str = "eurosat", data_dir: Path | None = None, *, out: Path, network: str = DEFAULT_NETWORK,
           epochs: int = 30, batch_size: int = 128, lr: float = 0.1, seed: int = 0, split_seed: int = 0,
-          copies: int = 2, threads: int = 0, cache: Path | None = None) -> Path:  # fmt: skip
+          copies: int = 2, threads: int = 0, cache: Path | None = None, force: bool = False) -> Path:  # fmt: skip
     """Train a robust classifier on the train split; select the epoch on val; write checkpoint and card.
 
     Each step draws, per tile, the original (40%) or one of `copies` decoded
@@ -202,7 +202,8 @@ def train(dataset_name: str = "eurosat", data_dir: Path | None = None, *, out: P
     selected epoch has the best mean val accuracy over the original,
     JPEG q50 and WebP q50 val tiles; the test split is only scored, once,
     at the end. Progress is saved after every epoch to ``<out>.partial.pt``
-    and a rerun with the same arguments resumes from it.
+    and a rerun with the same arguments resumes from it. The committed
+    classifier is replaced only with `force`.
     """
     import torch
     from tqdm import tqdm
@@ -214,6 +215,7 @@ def train(dataset_name: str = "eurosat", data_dir: Path | None = None, *, out: P
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     out = Path(out)
+    refuse_committed(out, path_for(dataset_name), "the committed reference classifier", force)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial.pt")
     dataset = load_dataset(dataset_name, data_dir)

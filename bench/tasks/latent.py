@@ -11,6 +11,7 @@ running the decoder is measured on the same images.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,34 @@ def tsne_figure(latents: np.ndarray, labels: list[str], title: str, max_points: 
     axes.legend(fontsize=6, markerscale=2, loc="best")
     figure.tight_layout()
     return figure
+
+
+def _png(figure) -> bytes:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def evaluate_into_run(run_dir: Path, arch: str, qualities: list[int], dataset_name: str = "eurosat",
+                      data_dir: Path | None = None, epochs: int = 15, seed: int = 0,
+                      limit: int | None = None) -> Iterator[dict]:  # fmt: skip
+    """`evaluate_latents` at each quality, stored with its t-SNE plot in the run's database (replacing earlier ones).
+
+    Yields each result as it is stored; `bench report` shows them.
+    """
+    from bench.store import DB_NAME, ResultStore
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    for quality in qualities:
+        outcome = evaluate_latents(arch, quality, dataset_name, data_dir, epochs, seed, limit)
+        result = outcome["result"]
+        title = f"{dataset_name} test latents ŷ of {arch} q{quality} ({result['bpp']:.2f} bpp)"
+        png = _png(tsne_figure(outcome["latents"], outcome["labels"], title))
+        with ResultStore(Path(run_dir) / DB_NAME) as store:
+            store.add_latent(result, png)
+        yield result
