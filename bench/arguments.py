@@ -83,6 +83,7 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
                         help="image resamples behind each BD value's 95%% interval (0: none)")
     parser.add_argument("--include-seen", action="store_true",
                         help="keep images a committed model trained or was selected on in means and scores")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _run(commands, data_help: str) -> None:
@@ -107,7 +108,6 @@ def _run(commands, data_help: str) -> None:
                           f"ones of equal quality (default ${WEIGHTS_DIR_ENV})")  # fmt: skip
     run.add_argument("--max-pixels", type=number(int, minimum=1), default=DEFAULT_MAX_PIXELS,
                      help="pixel budget per image, checked from its header; larger images become error rows")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true", help="say why each skipped codec is unavailable")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
     run.add_argument("--no-classify", action="store_true",

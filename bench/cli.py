@@ -198,7 +198,7 @@ def _publish(directory: Path, args: argparse.Namespace, report: bool = True) -> 
 
     try:
         paths, warnings = publish(directory, anchor=args.anchor, method=args.bd_method, include_seen=args.include_seen,
-                                  bootstrap=args.bootstrap, report=report)  # fmt: skip
+                                  bootstrap=args.bootstrap, report=report, progress=not args.no_progress)  # fmt: skip
     except NoRows as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return {}

@@ -322,3 +322,21 @@ def test_large_images_get_per_image_bd_rates(tmp_path):
     markdown = (out / "report.md").read_text()
     assert "#### Image by image" in markdown and "| webp | 3 |" in markdown
     assert list((out / "plots").glob("per-image-bd-*.png"))
+
+
+def test_top_level_help_is_plain_text_and_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and "Benchmark image codecs" in out
+    for command in ("run", "codecs", "datasets", "train", "classifier", "latent", "weights", "report", "baseline",
+                    "check", "export"):  # fmt: skip
+        assert f"    {command}" in out
+
+
+def test_report_shows_its_progress_unless_told_not_to(tmp_path, capsys):
+    out = _small_run(tmp_path)
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "report: 100%" in capsys.readouterr().err
+    assert main(["report", str(out), "--no-progress"]) == 0
+    assert "report:" not in capsys.readouterr().err
