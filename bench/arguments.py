@@ -208,6 +208,7 @@ def _small_commands(commands, data_help: str) -> None:
     exporter.add_argument("run", type=Path, help="run directory (the --out of `run`)")
     exporter.add_argument("--format", choices=["compressai"], default="compressai")
     exporter.add_argument("--out", type=Path, help="folder (default RUN/export/FORMAT)")
+    exporter.add_argument("--anchor", default=DEFAULT_ANCHOR, help="codec the exported BD deltas compare against")
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     _plugin_options(report)

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from bench import pchip
 from bench.metrics import METRICS
 from bench.stats import mean_ci95
 
@@ -255,28 +256,105 @@ def _resampled_means(rows: pd.DataFrame, images: pd.Index, counts: np.ndarray, c
     """Per quality of one codec: the mean of each column in every resample (resamples × qualities each)."""
     means = {}
     for column in columns:
-        table = rows.pivot_table(index="image", columns="quality", values=column, aggfunc="first").reindex(images)
-        values = table.to_numpy(float)
+        table = rows.pivot_table(index="image", columns="quality", values=column, aggfunc="first", dropna=False)
+        values = table.reindex(images).to_numpy(float)
         present = np.isfinite(values)
         with np.errstate(invalid="ignore", divide="ignore"):
             means[column] = (counts @ np.where(present, values, 0.0)) / (counts @ present)
     return means
 
 
-def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: str = "psnr",
-                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0, method: str = DEFAULT_METHOD) -> pd.DataFrame:  # fmt: skip
-    """95% percentile intervals of each codec's BD-rate against `anchor`, resampling images (per class where labelled).
+def _monotone_rows(rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`monotone` on every row at once: rows sorted by rate, and the mask of the points each row keeps."""
+    order = np.argsort(np.where(np.isfinite(rate), rate, np.inf), axis=1, kind="stable")
+    rate, quality = np.take_along_axis(rate, order, 1), np.take_along_axis(quality, order, 1)
+    keep = np.zeros(rate.shape, bool)
+    last_rate = np.full(len(rate), -np.inf)
+    last_quality = np.full(len(rate), -np.inf)
+    for j in range(rate.shape[1]):
+        r, q = rate[:, j], quality[:, j]
+        keep[:, j] = np.isfinite(r) & np.isfinite(q) & (r > 0) & (r > last_rate) & (q > last_quality)
+        last_rate, last_quality = np.where(keep[:, j], r, last_rate), np.where(keep[:, j], q, last_quality)
+    return rate, quality, keep
+
+
+def _row_integrals(x: np.ndarray, y: np.ndarray, keep: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """∫ low..high of each row's PCHIP through its kept points (NaN where the bounds are NaN), rows grouped by count."""
+    out = np.full(len(x), np.nan)
+    kept = keep.sum(axis=1)
+    for count in np.unique(kept[np.isfinite(low) & np.isfinite(high)]):
+        rows = np.flatnonzero((kept == count) & np.isfinite(low) & np.isfinite(high))
+        if count >= 2:  # boolean indexing keeps each row's points in order
+            shape = (len(rows), int(count))
+            out[rows] = pchip.integral(x[rows][keep[rows]].reshape(shape), y[rows][keep[rows]].reshape(shape),
+                                       low[rows], high[rows])  # fmt: skip
+    return out
+
+
+def _common_rows(anchor: np.ndarray, test: np.ndarray, keep_anchor: np.ndarray, keep_test: np.ndarray,
+                 minimum: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per row: the common interval of two kept point sets; NaN where it is shorter than `minimum` or a curve has < 2 points."""
+    low = np.maximum(np.where(keep_anchor, anchor, np.inf).min(1), np.where(keep_test, test, np.inf).min(1))
+    high = np.minimum(np.where(keep_anchor, anchor, -np.inf).max(1), np.where(keep_test, test, -np.inf).max(1))
+    usable = (keep_anchor.sum(1) >= 2) & (keep_test.sum(1) >= 2) & (high - low >= minimum) & (high > low)
+    return np.where(usable, low, np.nan), np.where(usable, high, np.nan)
+
+
+def resampled_bd(anchor_rate: np.ndarray, anchor_quality: np.ndarray, test_rate: np.ndarray,
+                 test_quality: np.ndarray, *, min_quality_span: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """PCHIP BD-rate (%) and BD-quality of every row's test curve against the same row's anchor curve.
+
+    Rows are resamples (resamples × qualities); each is made monotone and
+    refused (NaN) as `bd_pair` would, and integrated over its own common
+    interval: the quality interval for BD-rate, the log-rate one for BD-quality.
+    """
+    a_rate, a_quality, a_keep = _monotone_rows(anchor_rate, anchor_quality)
+    t_rate, t_quality, t_keep = _monotone_rows(test_rate, test_quality)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_log, t_log = np.log(a_rate), np.log(t_rate)
+    low, high = _common_rows(a_quality, t_quality, a_keep, t_keep, max(min_quality_span, 1e-12))
+    log_ratio = (_row_integrals(t_quality, t_log, t_keep, low, high)
+                 - _row_integrals(a_quality, a_log, a_keep, low, high)) / (high - low)  # fmt: skip
+    low, high = _common_rows(a_log, t_log, a_keep, t_keep, MIN_LOG_RATE_SPAN)
+    quality = (_row_integrals(t_log, t_quality, t_keep, low, high)
+               - _row_integrals(a_log, a_quality, a_keep, low, high)) / (high - low)  # fmt: skip
+    return 100 * np.expm1(log_ratio), quality
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval, when at least 90% of the resamples gave a value (else NaN, NaN)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) < 0.9 * len(values) or not len(finite):
+        return math.nan, math.nan
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
+INTERVAL_COLUMNS = ["bd_rate_low", "bd_rate_high", "bd_quality_low", "bd_quality_high"]
+
+
+def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                 method: str = DEFAULT_METHOD) -> pd.DataFrame:  # fmt: skip
+    """95% percentile intervals of every BD delta against `anchor`: both rate views, every quality axis.
 
     `frame` holds the per-image rows the means were taken over (errors left
-    out). Each resample recomputes both curves' per-quality means and the
-    BD-rate over their common interval; an interval is given when at least
-    90% of the resamples have a BD-rate (NaN otherwise).
+    out). Images are resampled (per class where labelled, see
+    `_resample_counts`); each resample recomputes both curves' per-quality
+    means and their BD-rate and BD-quality over each one's common interval,
+    all resamples at once (`resampled_bd`; Akima, which has no batched form
+    here, one resample at a time). Accuracy resamples each image's
+    correctness on the images it is scored on. An interval is given when at
+    least 90% of the resamples have a value (NaN otherwise).
     """
-    import bjontegaard
-
-    columns = ["dataset", "codec", "rate", "quality_axis", "bd_rate_low", "bd_rate_high"]
+    columns = ["dataset", "codec", "rate", "quality_axis", *INTERVAL_COLUMNS]
     ok = frame[frame["error"].isna()].copy()
-    ok[axis] = _capped(ok[axis], axis)
+    if "predicted" in ok and ok["predicted"].notna().any():  # scored as `bench.tables.scored` scores it
+        scored = (ok["seen"] != 1) & ok["predicted"].notna() & ok["label"].notna()
+        ok["accuracy"] = (ok["predicted"] == ok["label"]).astype(float).where(scored)
+    axes = [axis for axis in MIN_QUALITY_SPAN if axis in ok and ok[axis].notna().any()]
+    rates = [rate for rate in RATES if rate in ok]
+    for axis in axes:
+        ok[axis] = _capped(pd.to_numeric(ok[axis], errors="coerce"), axis)
     out = []
     for dataset, rows in ok.groupby("dataset", sort=False):
         if anchor not in set(rows["codec"]):
@@ -284,25 +362,24 @@ def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, rate: str = "bpp", axis: s
         images = pd.Index(sorted(rows["image"].unique()))
         labels = rows.drop_duplicates("image").set_index("image")["label"].reindex(images).fillna("").to_numpy()
         counts = _resample_counts(labels, resamples, seed)
-        curves = {codec: _resampled_means(group, images, counts, [rate, axis]) for codec, group in rows.groupby("codec")}
+        curves = {codec: _resampled_means(group, images, counts, [*rates, *axes])
+                  for codec, group in rows.groupby("codec", sort=False)}  # fmt: skip
         reference = curves[anchor]
         for codec, curve in curves.items():
             if codec == anchor:
                 continue
-            values = []
-            for b in range(resamples):
-                a_rate, a_quality, _ = monotone(reference[rate][b], reference[axis][b])
-                t_rate, t_quality, _ = monotone(curve[rate][b], curve[axis][b])
-                if len(a_rate) < 2 or len(t_rate) < 2 or _refusal(_common(a_quality, t_quality)[0],
-                                                                   MIN_QUALITY_SPAN[axis], "", str):  # fmt: skip
-                    continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    values.append(bjontegaard.bd_rate(a_rate, a_quality, t_rate, t_quality, method=method,
-                                                      require_matching_points=False, min_overlap=0))  # fmt: skip
-            low, high = np.percentile(values, [2.5, 97.5]) if len(values) >= 0.9 * resamples else (np.nan, np.nan)
-            out.append({"dataset": dataset, "codec": codec, "rate": rate, "quality_axis": axis,
-                        "bd_rate_low": float(low), "bd_rate_high": float(high)})  # fmt: skip
+            for rate in rates:
+                for axis in axes:
+                    arrays = reference[rate], reference[axis], curve[rate], curve[axis]
+                    if method == "pchip":
+                        bd_rate, bd_quality = resampled_bd(*arrays, min_quality_span=MIN_QUALITY_SPAN[axis])
+                    else:
+                        deltas = [bd_pair(*(a[b] for a in arrays), min_quality_span=MIN_QUALITY_SPAN[axis],
+                                          method=method) for b in range(resamples)]  # fmt: skip
+                        bd_rate = np.array([d["bd_rate_pct"] for d in deltas])
+                        bd_quality = np.array([d["bd_quality"] for d in deltas])
+                    out.append({"dataset": dataset, "codec": codec, "rate": rate, "quality_axis": axis,
+                                **dict(zip(INTERVAL_COLUMNS, (*_interval(bd_rate), *_interval(bd_quality))))})  # fmt: skip
     return pd.DataFrame(out, columns=columns)
 
 

@@ -30,7 +30,7 @@ class UsageError(Exception):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.codecs import get_codec
-    from bench.runner import RunLocked, RunMismatch, SweepConfig, resolve_qualities, sweep
+    from bench.runner import RunLocked, SweepConfig, resolve_qualities, sweep
     from bench.workers import Interrupted, signals_as_interrupts
 
     try:
@@ -48,8 +48,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with signals_as_interrupts():
             summary = sweep(config)
-    except RunMismatch as exc:
-        raise UsageError(str(exc)) from None
     except RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LOCKED
@@ -153,7 +151,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    paths = _publish(_run_dir(args.run), args)
+    paths = _publish(args.run, args)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -162,8 +160,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bench.export import export
     from bench.run import Run
 
-    directory = _run_dir(args.run)
-    for path in export(Run(directory), args.format, args.out or directory / "export" / args.format):
+    directory = args.run
+    for path in export(Run(directory), args.format, args.out or directory / "export" / args.format, args.anchor):
         print(f"wrote {path}")
     return 0
 
@@ -172,7 +170,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from bench.gate import write_baseline
     from bench.run import Run
 
-    print(f"wrote {write_baseline(Run(_run_dir(args.run)), args.out, args.anchor)}")
+    print(f"wrote {write_baseline(Run(args.run), args.out, args.anchor)}")
     return 0
 
 
@@ -180,16 +178,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bench import gate
     from bench.run import Run
 
-    lines, regressions = gate.check(Run(_run_dir(args.run)), args.baseline, gate.parse_tolerances(args.tolerance),
+    lines, regressions = gate.check(Run(args.run), args.baseline, gate.parse_tolerances(args.tolerance),
                                     verbose=args.verbose)  # fmt: skip
     print("\n".join(lines))
     return 1 if regressions else 0
-
-
-def _run_dir(run: Path) -> Path:
-    if not (run / DB_NAME).is_file():
-        raise UsageError(f"{run}: no {DB_NAME} here; give the --out directory of a run")
-    return run
 
 
 def _publish(directory: Path, args: argparse.Namespace, report: bool = True) -> dict[str, Path]:

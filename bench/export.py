@@ -5,7 +5,8 @@
 "ms-ssim-rgb": [...]}}``), which ``python -m compressai.utils.plot`` draws and
 compares with CompressAI's published curves. Points are the run's means over
 unseen images, from the coarsest to the finest setting; MS-SSIM is left out
-where it is undefined (images below 161 px).
+where it is undefined (images below 161 px). Each codec's document also
+carries its BD deltas against the anchor with their bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -15,15 +16,40 @@ import math
 import re
 from pathlib import Path
 
+import pandas as pd
+
+from bench.bd import DEFAULT_ANCHOR
 from bench.files import write_text
 from bench.run import Run
 
 FORMATS = ("compressai",)
 
 
-def compressai_results(run: Run) -> dict[tuple[str, str], dict]:
-    """(dataset, codec) → CompressAI's results document of that curve."""
+def _bd_entries(bd: pd.DataFrame, dataset: str, codec: str) -> dict:
+    """The codec's BD deltas against the anchor with their 95% bootstrap intervals, by rate view and quality axis."""
+    rows = bd[(bd["dataset"] == dataset) & (bd["codec"] == codec)]
+    entries = {}
+    for row in rows.to_dict("records"):
+        entries.setdefault(row["rate"], {})[row["quality_axis"]] = {
+            "bd_rate_pct": _finite(row["bd_rate_pct"]), "bd_rate_ci95": [_finite(row["bd_rate_low"]), _finite(row["bd_rate_high"])],
+            "bd_quality": _finite(row["bd_quality"]), "bd_quality_ci95": [_finite(row["bd_quality_low"]), _finite(row["bd_quality_high"])],
+        }  # fmt: skip
+    return entries
+
+
+def _finite(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def compressai_results(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict[tuple[str, str], dict]:
+    """(dataset, codec) → CompressAI's results document of that curve.
+
+    Besides CompressAI's keys (which its plot reads), each document carries
+    ``bd``: its BD deltas against `anchor` with their 95% bootstrap intervals,
+    by rate view (``bpp``, ``bpp_payload``) and quality axis.
+    """
     documents = {}
+    bd = run.bd(anchor)
     for (dataset, codec), curve in run.summary.groupby(["dataset", "codec"], sort=False):
         curve = curve.sort_values("bpp")
         results = {"bpp": curve["bpp"].tolist(), "psnr-rgb": curve["psnr"].tolist()}
@@ -35,15 +61,17 @@ def compressai_results(run: Run) -> dict[tuple[str, str], dict]:
             "description": f"{description}; {dataset}, means over {int(curve['n_images'].min())} images (rs-codec-bench)",
             "results": {key: [None if math.isnan(v) else v for v in values] for key, values in results.items()},
         }
+        if codec != anchor and not bd.empty:
+            documents[dataset, codec]["bd"] = {"anchor": anchor, **_bd_entries(bd, dataset, codec)}
     return documents
 
 
-def export(run: Run, format_: str, out: Path) -> list[Path]:
+def export(run: Run, format_: str, out: Path, anchor: str = DEFAULT_ANCHOR) -> list[Path]:
     """Write the run's curves in `format_` under `out`; the files written."""
     if format_ not in FORMATS:
         raise ValueError(f"unknown export format {format_!r}; valid: {', '.join(FORMATS)}")
     written = []
-    for (dataset, codec), document in compressai_results(run).items():
+    for (dataset, codec), document in compressai_results(run, anchor).items():
         path = Path(out) / re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_") / f"{codec}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(document, indent=2) + "\n")

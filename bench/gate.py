@@ -188,7 +188,7 @@ def compare(run: Run, baseline: dict, tolerances: dict[str, Tolerance] | None = 
     for row in baseline["bd"]:
         value = float(current["bd_rate_pct"].get(row["codec"], math.nan))
         delta, status = _verdict("bd_rate_psnr", row["bd_rate_psnr"], value, tolerances["bd_rate_psnr"])
-        low, high = (float(current[bound].get(row["codec"], math.nan)) for bound in ("bd_rate_low", "bd_rate_high"))
+        low, high = pd.to_numeric(current.reindex([row["codec"]])[["bd_rate_low", "bd_rate_high"]].iloc[0], errors="coerce")
         if status == "REGRESSION" and low <= row["bd_rate_psnr"] <= high:
             # past the tolerance but inside the run's own 95% bootstrap interval: the sample cannot tell
             status = "within noise"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, RATES, bd_table, bootstrap_bd
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, INTERVAL_COLUMNS, bd_table, bootstrap_bd
 from bench.store import DB_NAME, ResultStore
 from bench.tables import aggregate, codec_info, counted, with_family
 
@@ -72,7 +72,7 @@ class Run:
         return counted(self.frame, include_seen=self.include_seen)
 
     def bd(self, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> pd.DataFrame:
-        """The tidy BD table against `anchor`, with bootstrap intervals of the PSNR BD-rates in both rate views.
+        """The tidy BD table against `anchor`, with a bootstrap interval on every BD-rate and BD-quality.
 
         Computed once per (anchor, method) for this view of the run.
         """
@@ -83,7 +83,6 @@ class Run:
     def _bd_table(self, anchor: str, method: str) -> pd.DataFrame:
         table = bd_table(self.summary, anchor, method=method)
         if not self.bootstrap or table.empty:
-            return table.assign(bd_rate_low=float("nan"), bd_rate_high=float("nan"))
-        intervals = pd.concat([bootstrap_bd(self.counted, anchor, rate=rate, resamples=self.bootstrap, method=method)
-                               for rate in RATES])  # fmt: skip
+            return table.assign(**{column: None for column in INTERVAL_COLUMNS})  # None: not computed
+        intervals = bootstrap_bd(self.counted, anchor, resamples=self.bootstrap, method=method)
         return table.merge(intervals, on=["dataset", "codec", "rate", "quality_axis"], how="left")

@@ -38,7 +38,7 @@ class RunLocked(RuntimeError):
     """Another sweep is writing to the same run directory."""
 
 
-class RunMismatch(ValueError):
+class RunMismatch(ConfigError):
     """The run directory holds rows of another selection (split, limit or seed); they must not be merged."""
 
 

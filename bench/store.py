@@ -113,7 +113,7 @@ class ResultStore:
         if not read_only:
             return sqlite3.connect(self.path)
         if not self.path.is_file():
-            raise UnusableDatabase(f"{self.path}: no such file")
+            raise UnusableDatabase(f"{self.path.parent}: no {self.path.name} here; give the --out directory of a run")
         uri = self.path.resolve().as_uri()
         try:
             connection = sqlite3.connect(f"{uri}?mode=ro", uri=True)

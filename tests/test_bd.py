@@ -150,8 +150,47 @@ def test_bootstrap_intervals_cover_the_true_bd_rate_at_about_the_nominal_rate():
     """Seeded simulation: 60 samples of 40 images, true BD-rate −20%; a 95% interval should miss ~3 of 60."""
     from bench.bd import bootstrap_bd
 
-    covered = 0
+    covered = covered_quality = 0
     for seed in range(60):
         interval = bootstrap_bd(_curves_per_image(0.8, 40, seed=seed), "anchor", resamples=200, seed=seed).iloc[0]
         covered += interval["bd_rate_low"] <= -20.0 <= interval["bd_rate_high"]
+        covered_quality += interval["bd_quality_low"] <= 4 * np.log(1 / 0.8) <= interval["bd_quality_high"]
     assert 51 <= covered <= 60, covered  # binomial(60, 0.95): 50 or fewer happens once in ~600 simulations
+    assert 51 <= covered_quality <= 60, covered_quality  # the curves are 4·ln(1/0.8) dB apart at equal rate
+
+
+def test_batched_bd_of_resamples_equals_bd_pair_row_by_row():
+    """The bootstrap's vectorised PCHIP BD (`resampled_bd`) gives `bd_pair`'s (bjontegaard's) numbers, refusals included."""
+    from bench.bd import bd_pair, resampled_bd
+
+    rng = np.random.default_rng(7)
+    rate = np.exp(np.linspace(-2, 1.5, 9))
+    anchor_rate = rate * np.exp(rng.normal(0, 0.05, (120, 9)))
+    anchor_quality = 30 + 4 * np.log(anchor_rate) + rng.normal(0, 0.4, (120, 9))
+    test_rate = rate[:7] * 0.7 * np.exp(rng.normal(0, 0.05, (120, 7)))
+    test_quality = 30 + 4 * np.log(test_rate / 0.7) + rng.normal(0, 0.4, (120, 7))
+    test_quality[::17] += 40  # some rows with no common quality interval: refused in both
+    anchor_quality[3, 4] = np.nan  # a missing point
+    bd_rate, bd_quality = resampled_bd(anchor_rate, anchor_quality, test_rate, test_quality, min_quality_span=0.5)
+    for row in range(120):
+        expected = bd_pair(anchor_rate[row], anchor_quality[row], test_rate[row], test_quality[row], min_quality_span=0.5)
+        np.testing.assert_allclose([bd_rate[row], bd_quality[row]], [expected["bd_rate_pct"], expected["bd_quality"]],
+                                   rtol=1e-9, atol=1e-9, equal_nan=True)  # fmt: skip
+    assert np.isnan(bd_rate[::17]).all() and np.isfinite(bd_rate[1:17]).all()
+
+
+def test_bootstrap_gives_an_interval_to_every_bd_rate_and_bd_quality():
+    from bench.bd import bd_pair, bootstrap_bd
+
+    frame = _curves_per_image(0.8, 40, seed=1)
+    frame["bpp_payload"] = frame["bpp"] * 0.9
+    frame["ssim"] = 1 - 1 / frame["psnr"]
+    intervals = bootstrap_bd(frame, "anchor", resamples=100)
+    assert len(intervals) == 2 * 2  # two rate views × two quality axes
+    assert intervals[["bd_rate_low", "bd_rate_high", "bd_quality_low", "bd_quality_high"]].notna().all().all()
+    means = frame.groupby(["codec", "quality"])[["bpp", "psnr"]].mean()
+    point = bd_pair(means.loc["anchor", "bpp"], means.loc["anchor", "psnr"], means.loc["test", "bpp"],
+                    means.loc["test", "psnr"], min_quality_span=0.5)  # fmt: skip
+    psnr = intervals[(intervals["rate"] == "bpp") & (intervals["quality_axis"] == "psnr")].iloc[0]
+    assert psnr["bd_rate_low"] < point["bd_rate_pct"] < psnr["bd_rate_high"] < 0
+    assert 0 < psnr["bd_quality_low"] < point["bd_quality"] < psnr["bd_quality_high"]

@@ -15,6 +15,12 @@ def test_compressai_export_is_drawn_by_compressais_own_plot(tmp_path):
     document = json.loads(files[0].read_text())
     assert document["name"] == "jpeg" and len(document["results"]["bpp"]) == len(document["results"]["psnr-rgb"]) == 3
     assert "ms-ssim-rgb" not in document["results"]  # undefined on 64×64 tiles: left out, not NaN
+    assert "bd" not in document  # the anchor
+    webp = json.loads(files[1].read_text())["bd"]
+    assert webp["anchor"] == "jpeg" and set(webp) == {"anchor", "bpp", "bpp_payload"}
+    psnr = webp["bpp"]["psnr"]
+    low, high = psnr["bd_rate_ci95"]
+    assert low <= psnr["bd_rate_pct"] <= high and len(psnr["bd_quality_ci95"]) == 2
     plot = ("import sys\nfrom bench.codecs.compressai_compat import import_compressai\nimport_compressai()\n"
             "import matplotlib\nmatplotlib.use('Agg')\nfrom compressai.utils.plot.__main__ import main\nmain(sys.argv[1:])")
     done = subprocess.run([sys.executable, "-c", plot, "--results-file", *map(str, files), "-o", str(tmp_path / "rd.png")],

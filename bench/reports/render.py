@@ -162,11 +162,15 @@ def _per_image(counted: pd.DataFrame, dataset: str, anchor: str, method: str, pl
     return {**_embedded(path, save_png(per_image_bd_figure(per_image, anchor, title), path), title), "summary": summary}
 
 
-def _bd_rate_cell(row) -> str:
-    if _missing(row["bd_rate_pct"]):
-        return f"n/a: {row['note_rate']}"
-    interval = "" if _missing(row.get("bd_rate_low")) else f" [{row['bd_rate_low']:+.1f}, {row['bd_rate_high']:+.1f}]"
-    return f"{row['bd_rate_pct']:+.1f}%{interval}"
+def _bd_cell(row, delta: str, number: str, unit: str) -> str:
+    """"−29.6% [−31.2, −27.9]": a BD value (`delta`: "rate" or "quality") with its bootstrap interval, or why none."""
+    value = row["bd_rate_pct" if delta == "rate" else "bd_quality"]
+    if _missing(value):
+        return f"n/a: {row[f'note_{delta}']}"
+    low, high = row.get(f"bd_{delta}_low"), row.get(f"bd_{delta}_high")
+    if low is None:  # the run was reported with --bootstrap 0
+        return f"{value:{number}}{unit}"
+    return f"{value:{number}}{unit} " + ("[—]" if _missing(low) else f"[{low:{number}}, {high:{number}}]")
 
 
 def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
@@ -189,9 +193,8 @@ def _bd_view(bd: pd.DataFrame, rate: str) -> dict:
             row = by_axis.loc[axis]
             _, unit = _axis_label(axis)
             digits = 2 if unit == "dB" else 4 if axis != "accuracy" else 3
-            cells.append(_bd_rate_cell(row))
-            cells.append(f"{row['bd_quality']:+.{digits}f} {unit}".strip() if not _missing(row["bd_quality"])
-                         else f"n/a: {row['note_quality']}")  # fmt: skip
+            cells.append(_bd_cell(row, "rate", "+.1f", "%"))
+            cells.append(_bd_cell(row, "quality", f"+.{digits}f", f" {unit}" if unit else ""))
         psnr = by_axis.loc["psnr"] if "psnr" in by_axis.index else by_axis.iloc[0]
         cells.append(f"{100 * psnr['coverage_quality']:.0f}% · {100 * psnr['coverage_rate']:.0f}%")
         cells.append(str(int(psnr["dropped"])))
@@ -278,6 +281,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
         "n_rows": len(frame),
         "anchor": anchor,
         "bd_method": method,
+        "bootstrap": run.bootstrap,
         "include_seen": run.include_seen,
         "n_seen": int((frame["seen"] == 1).sum()) if "seen" in frame else 0,
         "small_samples": small_samples(summary),
