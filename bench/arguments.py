@@ -84,6 +84,9 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-seen", action="store_true",
                         help="keep images a committed model trained or was selected on in means and scores")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--reference", action="append", default=[], metavar="[DATASET=]FILE.json",
+                        help="a published curve in CompressAI's results format, drawn dotted in the RD plots and "
+                             "compared in the BD tables (repeatable; without DATASET=, every dataset of the run)")
 
 
 def _run(commands, data_help: str) -> None:

@@ -16,9 +16,20 @@ from pathlib import Path
 from bench.files import sha256_of
 
 
-ASSET_ROOT = Path(__file__).resolve().parents[1]
+ASSETS_ENV = "BENCH_ASSETS"
+
+
+def _asset_root() -> Path:
+    """$BENCH_ASSETS, else the checkout this package runs from, else the copy a wheel carries (``bench/_assets``)."""
+    if os.environ.get(ASSETS_ENV):
+        return Path(os.environ[ASSETS_ENV]).expanduser()
+    package = Path(__file__).resolve().parent
+    return package.parent if (package.parent / "codecs").is_dir() else package / "_assets"
+
+
+ASSET_ROOT = _asset_root()
 """The folder holding the committed assets: ``codecs/`` (checkpoints, classifier), ``datasets/`` (sample,
-manifests), ``reports/baseline/``."""
+manifests), ``reports/baseline/``: the repository's top level in a checkout, ``bench/_assets`` in a wheel."""
 
 
 class DownloadError(RuntimeError):

@@ -98,7 +98,9 @@ def bd_pair(anchor_rate, anchor_quality, test_rate, test_quality, *, min_quality
            "coverage_quality": 0.0, "coverage_rate": 0.0, "dropped": a_dropped + t_dropped}  # fmt: skip
     if len(a_rate) < 2 or len(t_rate) < 2:
         which = "anchor" if len(a_rate) < 2 else "codec"
-        out["note_rate"] = out["note_quality"] = f"{which} curve has fewer than 2 monotone points"
+        found = (a_rate, a_dropped) if which == "anchor" else (t_rate, t_dropped)
+        reason = "has fewer than 2 monotone points" if len(found[0]) + found[1] else "has no values in this view"
+        out["note_rate"] = out["note_quality"] = f"{which} curve {reason}"
         return out
     quality_span, out["coverage_quality"] = _common(a_quality, t_quality)
     rate_span, out["coverage_rate"] = _common(np.log(a_rate), np.log(t_rate))

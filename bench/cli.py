@@ -190,7 +190,8 @@ def _publish(directory: Path, args: argparse.Namespace, report: bool = True) -> 
 
     try:
         paths, warnings = publish(directory, anchor=args.anchor, method=args.bd_method, include_seen=args.include_seen,
-                                  bootstrap=args.bootstrap, report=report, progress=not args.no_progress)  # fmt: skip
+                                  bootstrap=args.bootstrap, report=report, progress=not args.no_progress,
+                                  references=args.reference)  # fmt: skip
     except NoRows as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return {}
@@ -210,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.assets import AssetError, CommittedAsset, DownloadError
     from bench.datasets import DatasetNotFound
     from bench.gate import GateUsageError
+    from bench.references import ReferenceError
     from bench.config import ConfigError
     from bench.store import UnusableDatabase
 
@@ -223,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plugins.load(getattr(args, "plugin", []))
         return HANDLERS[args.command](args)
     except (UsageError, ConfigError, DatasetNotFound, CommittedAsset, AssetError, GateUsageError, UnusableDatabase,
-            plugins.PluginError) as exc:  # fmt: skip
+            ReferenceError, plugins.PluginError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DownloadError as exc:

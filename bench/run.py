@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, INTERVAL_COLUMNS, bd_table, bootstrap_bd
+from bench import references
 from bench.store import DB_NAME, ResultStore
 from bench.tables import aggregate, codec_info, counted, with_family
 
@@ -23,7 +24,8 @@ class Run:
 
     directory: Path
     include_seen: bool = False
-    bootstrap: int = DEFAULT_RESAMPLES  # resamples behind each BD-rate interval; 0: none
+    bootstrap: int = DEFAULT_RESAMPLES  # resamples behind each BD interval; 0: none
+    references: tuple[str, ...] = ()  # published curves, ``[DATASET=]FILE.json`` (`bench.references`)
     _bd: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)  # by (anchor, method)
 
     @functools.cached_property
@@ -66,6 +68,11 @@ class Run:
         """One row per dataset × codec × quality (see `bench.tables.aggregate`)."""
         return aggregate(self.frame, self.codec_info, include_seen=self.include_seen)
 
+    @functools.cached_property
+    def curves(self) -> pd.DataFrame:
+        """`summary` and the published reference curves (`bench.references`): what RD plots and BD tables compare."""
+        return references.join(self.summary, self.references)
+
     @property
     def counted(self) -> pd.DataFrame:
         """The rows the means are taken over (see `bench.tables.counted`)."""
@@ -81,8 +88,11 @@ class Run:
         return self._bd[anchor, method]
 
     def _bd_table(self, anchor: str, method: str) -> pd.DataFrame:
-        table = bd_table(self.summary, anchor, method=method)
+        table = bd_table(self.curves, anchor, method=method)
         if not self.bootstrap or table.empty:
             return table.assign(**{column: None for column in INTERVAL_COLUMNS})  # None: not computed
         intervals = bootstrap_bd(self.counted, anchor, resamples=self.bootstrap, method=method)
-        return table.merge(intervals, on=["dataset", "codec", "rate", "quality_axis"], how="left")
+        table = table.merge(intervals, on=["dataset", "codec", "rate", "quality_axis"], how="left")
+        external = table["codec"].isin(self.curves.loc[self.curves["family"] == references.FAMILY, "codec"])
+        table[INTERVAL_COLUMNS] = table[INTERVAL_COLUMNS].astype(object).where(~external, None)  # no images to resample
+        return table

@@ -27,3 +27,44 @@ def test_compressai_export_is_drawn_by_compressais_own_plot(tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "rd.png").stat().st_size > 1000
+
+
+def test_a_published_reference_curve_is_drawn_and_compared_but_never_a_verdict(tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg,webp", "--qualities", "10,30,50,70,90", "--limit", "6", "--out", str(out),
+                 "--jobs", "1", "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    assert main(["export", str(out), "--out", str(tmp_path / "export")]) == 0
+    published = json.loads((tmp_path / "export" / "eurosat" / "webp.json").read_text())
+    published["name"] = "webp-paper"
+    (tmp_path / "paper.json").write_text(json.dumps(published))
+    assert main(["report", str(out), "--no-progress", "--reference", f"eurosat={tmp_path / 'paper.json'}"]) == 0
+    bd = pd.read_csv(out / "bd.csv")
+    mine = bd[(bd["codec"] == "webp") & (bd["rate"] == "bpp") & (bd["quality_axis"] == "psnr")].iloc[0]
+    theirs = bd[(bd["codec"] == "webp-paper (external)") & (bd["rate"] == "bpp") & (bd["quality_axis"] == "psnr")].iloc[0]
+    assert theirs["bd_rate_pct"] == mine["bd_rate_pct"] and pd.isna(theirs["bd_rate_low"])  # same curve, no images
+    assert "has no values in this view" in bd.loc[(bd["codec"] == "webp-paper (external)") & (bd["rate"] == "bpp_payload"), "note_rate"].iloc[0]
+    report = (out / "report.md").read_text()
+    verdicts = report.split("### Bjøntegaard deltas")[0]
+    assert "webp-paper (external)" in report and "webp-paper" not in verdicts  # best-codec lines rest on this run's images
+    from bench.reports.plots import rd_figure
+    from bench.run import Run
+
+    run = Run(out, references=(str(tmp_path / "paper.json"),))
+    axes = rd_figure(run.curves[run.curves["dataset"] == "eurosat"]).axes[0]
+    styles = {container.get_label(): container.lines[0].get_linestyle() for container in axes.containers}
+    assert styles == {"jpeg": "-", "webp": "-", "webp-paper (external)": ":"}
+
+
+def test_a_bad_reference_file_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "2", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify", "--no-report"]) == 0  # fmt: skip
+    (tmp_path / "bad.json").write_text('{"name": "x", "results": {"bpp": [1, 2]}}')
+    capsys.readouterr()
+    for reference, message in ((tmp_path / "bad.json", "needs lists 'bpp' and 'psnr-rgb'"),
+                               (tmp_path / "none.json", "no such file"), (f"kodak={tmp_path / 'bad.json'}", "")):  # fmt: skip
+        assert main(["report", str(out), "--no-progress", "--reference", str(reference)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err

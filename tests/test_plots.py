@@ -6,7 +6,9 @@ def test_every_built_in_codec_has_its_own_colour_and_marker_and_learned_ones_are
     assert set(CODECS) <= set(STYLES)
     pairs = [(style["color"], style["marker"]) for style in map(codec_style, CODECS)]
     assert len(set(pairs)) == len(pairs) and len({color for color, _ in pairs}) == len(pairs)
-    assert all((codec_style(name)["linestyle"] == "--") == (codec.family == "learned") for name, codec in CODECS.items())
+    assert all((codec_style(name, codec.family)["linestyle"] == "--") == (codec.family == "learned")
+               for name, codec in CODECS.items())  # fmt: skip
+    assert codec_style("VTM (external)", "external")["linestyle"] == ":"
 
 
 def test_a_plug_in_codec_gets_a_stable_style():

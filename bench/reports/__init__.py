@@ -15,11 +15,12 @@ class NoRows(ValueError):
 
 
 def publish(directory: Path, *, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, include_seen: bool = False,
-            bootstrap: int = DEFAULT_RESAMPLES, report: bool = True,
-            progress: bool = False) -> tuple[dict[str, Path], list[str]]:  # fmt: skip
+            bootstrap: int = DEFAULT_RESAMPLES, report: bool = True, progress: bool = False,
+            references: tuple[str, ...] = ()) -> tuple[dict[str, Path], list[str]]:  # fmt: skip
     """Write a run's tables (and reports, unless not `report`); the paths, and the warnings a reader must see.
 
-    Everything comes from the run's database: no dataset, codec or plug-in is needed. With `progress`, a bar
+    Everything comes from the run's database (and the `references` curves, see `bench.references`): no dataset,
+    codec or plug-in is needed. With `progress`, a bar
     on stderr counts the stages (reading, tables with BD intervals, reports with their plots).
     """
     from tqdm import tqdm
@@ -28,7 +29,7 @@ def publish(directory: Path, *, anchor: str = DEFAULT_ANCHOR, method: str = DEFA
     from bench.tables import small_samples, write_tables
 
     with tqdm(total=3 if report else 2, desc="report", unit="stage", disable=not progress, leave=False) as bar:
-        run = Run(Path(directory), include_seen=include_seen, bootstrap=bootstrap)
+        run = Run(Path(directory), include_seen=include_seen, bootstrap=bootstrap, references=tuple(references))
         if run.frame.empty:
             raise NoRows(f"{Path(directory)}: the database holds no rows; no tables or reports written")
         bar.set_postfix_str("tables, BD and bootstrap intervals")

@@ -14,7 +14,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.codecs import CODECS  # noqa: E402
 from bench.files import atomic_write  # noqa: E402
 from bench.metrics import METRICS  # noqa: E402
 
@@ -39,19 +38,17 @@ RATE_LABELS = {
 }
 
 
-def codec_style(name: str) -> dict:
-    """The same colour and marker for a codec in every plot; learned codecs dashed.
+def codec_style(name: str, family: str = "classical") -> dict:
+    """The same colour and marker for a codec in every plot; learned codecs dashed, published (external) curves dotted.
 
-    Codecs without a fixed style (plug-ins) get one derived from a stable hash of their name.
+    Codecs without a fixed style (plug-ins, references) get one derived from a stable hash of their name.
     """
     if name in STYLES:
         color, marker = STYLES[name]
     else:
         digest = zlib.crc32(name.encode())
         color, marker = plt.get_cmap("tab20")(digest % 20), _MARKERS[(digest // 20) % len(_MARKERS)]
-    codec = CODECS.get(name)
-    return {"color": color, "marker": marker,
-            "linestyle": "--" if codec is not None and codec.family == "learned" else "-"}  # fmt: skip
+    return {"color": color, "marker": marker, "linestyle": {"learned": "--", "external": ":"}.get(family, "-")}
 
 
 def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", title: str = "") -> plt.Figure:
@@ -61,9 +58,10 @@ def rd_figure(summary: pd.DataFrame, metric: str = "psnr", rate: str = "bpp", ti
         rows = rows.dropna(subset=[rate, metric]).sort_values(rate)
         if rows.empty:
             continue
+        family = rows["family"].iloc[0] if "family" in rows else "classical"
         axes.errorbar(
             rows[rate], rows[metric], yerr=rows[f"{metric}_ci95"].fillna(0.0) if f"{metric}_ci95" in rows else None,
-            label=codec, capsize=2, markersize=4, linewidth=1.4, **codec_style(codec),
+            label=codec, capsize=2, markersize=4, linewidth=1.4, **codec_style(codec, family),
         )  # fmt: skip
     axes.set_xscale("log")  # learned codecs live at 0.1–0.5 bpp, classical ones up to 9: log rate shows both
     axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20]))

@@ -249,7 +249,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "per_image": _per_image(counted, name, anchor, method, run_dir / "plots"),
                 "winners": {rate: _winner_rows(summary[summary["dataset"] == name], counted[counted["dataset"] == name], rate)
                             for rate in RATES},  # fmt: skip
-                "figures": _figures(summary[summary["dataset"] == name], name, run_dir / "plots"),
+                "figures": _figures(run.curves[run.curves["dataset"] == name], name, run_dir / "plots"),
                 "missing_metrics": missing,
                 "gallery": gallery(frame, run.crops, name, run_dir / "plots", order),
                 "original": originals.loc[name].to_dict() if name in originals.index else None,
