@@ -280,13 +280,22 @@ def _library_version(arch: str, weights_dir: Path | None) -> str:
     return f"{versions}; {'/'.join(sources)} weights {weights}"
 
 
+def _sizes(found) -> str:
+    """``"; N=64, M=192"``: the channel counts the checkpoints were built with (the papers' are larger), from their cards."""
+    configs = {tuple(c.card["config"].items()) for c in found if c.card.get("config")}
+    if not configs:
+        return ""
+    return "; " + " / ".join(", ".join(f"{key}={value}" for key, value in config) for config in sorted(configs))
+
+
 def make_codec(arch: Architecture, weights_dir: Path | None = None) -> Codec:
     """The codec of `arch` with the checkpoints `weights_dir` adds to (or replaces among) the committed ones."""
-    qualities = tuple(sorted(checkpoints.resolve(arch.name, weights_dir)))
+    found = checkpoints.resolve(arch.name, weights_dir)
+    qualities = tuple(sorted(found))
     return Codec(
         name=arch.name,
         family="learned",
-        description=arch.description,
+        description=arch.description + _sizes(found.values()),
         quality_name="checkpoint quality index (higher = more bits, larger λ)",
         qualities=qualities,
         encode=lambda image, quality: encode_batch(arch.name, [image], int(quality), weights_dir=weights_dir)[0],
