@@ -1,7 +1,7 @@
 """What the command line accepts: every subcommand's options, with their types, defaults and help.
 
 Parsing only: values are checked for form here (numbers, ranges, lists) and
-for meaning by the module that owns them (`bench.runner.check_config`, the
+for meaning by the module that owns them (`bench.config.check_config`, the
 codec and dataset registries). `bench.cli` runs the chosen command.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, METHODS
 from bench.codecs import CODECS
 from bench.codecs.checkpoints import WEIGHTS_DIR_ENV, weights_dir_from_env
+from bench.config import ADAPT_STEPS, PROTOCOL_CHOICES
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.tasks.classifier import DEFAULT_NETWORK, NETWORKS
@@ -54,6 +55,14 @@ def number(kind: type, *, minimum: float, inclusive: bool = True) -> Callable[[s
 def names(text: str) -> list[str]:
     """A comma list: ``"jpeg, webp,"`` → ``["jpeg", "webp"]``."""
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def whole_numbers(text: str) -> list[int]:
+    """``"1,3"`` → ``[1, 3]``."""
+    try:
+        return [int(value) for value in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected whole numbers separated by commas") from None
 
 
 def quality_spec(text: str) -> tuple[str | None, tuple[float, ...]]:
@@ -113,6 +122,11 @@ def _run(commands, data_help: str) -> None:
                      help="pixel budget per image, checked from its header; larger images become error rows")
     run.add_argument("-v", "--verbose", action="store_true", help="say why each skipped codec is unavailable")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
+    run.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="fixed",
+                     help="downstream protocols: fixed (one reference classifier); adapted or both add the classifier "
+                          "fine-tuned on each codec's own decoded tiles, cross-fitted (bench/tasks/adapt.py)")
+    run.add_argument("--adapt-steps", type=number(int, minimum=1), default=ADAPT_STEPS, help="fine-tuning steps of each "
+                     "adapted classifier (batch 64)")
     run.add_argument("--no-classify", action="store_true",
                      help="skip downstream accuracy (on by default for labelled datasets with a classifier)")
     _report_options(run)
@@ -180,18 +194,19 @@ def _small_commands(commands, data_help: str) -> None:
 
     latent = commands.add_parser("latent", help="classification from learned-codec latents vs pixels, t-SNE")
     latent.add_argument("--arch", default="cvae")
-    latent.add_argument("--qualities", type=names, default="3", help="comma list of checkpoint qualities")
+    latent.add_argument("--qualities", type=whole_numbers, default="3", help="comma list of checkpoint qualities")
     latent.add_argument("--dataset", default="eurosat")
     latent.add_argument("--data-dir", type=Path, help=data_help)
     latent.add_argument("--epochs", type=int, default=15)
     latent.add_argument("--seed", type=int, default=DEFAULT_SEED)
     latent.add_argument("--train-limit", type=int, help="stratified subset of the train split")
     latent.add_argument("--out", type=Path, default=Path("runs/eurosat"), help="run directory whose report shows them")
+    latent.add_argument("--weights-dir", type=Path, default=weights_dir_from_env(), help="as for `run`")
 
     weights = commands.add_parser("weights", help="list learned-codec checkpoints, or download official ones")
     weights.add_argument("action", nargs="?", default="list", choices=["list", "download"])
     weights.add_argument("--arch", default="bmshj2018-hyperprior", help="architecture to download")
-    weights.add_argument("--qualities", type=names, help="comma list of quality indices to download (default: all)")
+    weights.add_argument("--qualities", type=whole_numbers, help="comma list of quality indices to download (default: all)")
     weights.add_argument("--weights-dir", type=Path, default=weights_dir_from_env(),
                          help=f"your or official checkpoints (default ${WEIGHTS_DIR_ENV}; downloads: the user cache)")
 

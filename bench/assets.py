@@ -24,7 +24,11 @@ def _asset_root() -> Path:
     if os.environ.get(ASSETS_ENV):
         return Path(os.environ[ASSETS_ENV]).expanduser()
     package = Path(__file__).resolve().parent
-    return package.parent if (package.parent / "codecs").is_dir() else package / "_assets"
+    return package / "_assets" if (package / "_assets").is_dir() else package.parent
+
+
+IN_CHECKOUT = not (Path(__file__).resolve().parent / "_assets").is_dir()
+"""Whether this package runs from a repository checkout (editable install or source tree) rather than a wheel."""
 
 
 ASSET_ROOT = _asset_root()

@@ -29,13 +29,15 @@ import pandas as pd
 from bench import pchip
 from bench.metrics import METRICS
 from bench.stats import mean_ci95
+from bench.tasks.scores import PROTOCOLS
 
 DEFAULT_ANCHOR = "jpeg"
 METHODS = ("pchip", "akima")
 DEFAULT_METHOD = "pchip"
 RATES = ("bpp", "bpp_payload")
 """The two rate views: whole file (headline) and payload (headers a tile-based system agrees once left out)."""
-MIN_QUALITY_SPAN = {**{m.name: m.bd_min_span for m in METRICS.values() if m.bd_axis}, "accuracy": 0.01}
+MIN_QUALITY_SPAN = {**{m.name: m.bd_min_span for m in METRICS.values() if m.bd_axis},
+                    **{f"accuracy{p.suffix}": 0.01 for p in PROTOCOLS}}
 """Shortest common quality interval a BD-rate is computed over, per quality axis (dB for PSNR)."""
 MIN_LOG_RATE_SPAN = math.log(1.1)
 """Shortest common rate interval a BD-quality is computed over: the highest common rate ≥ 1.1 × the lowest."""
@@ -350,9 +352,11 @@ def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, resamples: int = DEFAULT_R
     """
     columns = ["dataset", "codec", "rate", "quality_axis", *INTERVAL_COLUMNS]
     ok = frame[frame["error"].isna()].copy()
-    if "predicted" in ok and ok["predicted"].notna().any():  # scored as `bench.tables.scored` scores it
-        scored = (ok["seen"] != 1) & ok["predicted"].notna() & ok["label"].notna()
-        ok["accuracy"] = (ok["predicted"] == ok["label"]).astype(float).where(scored)
+    for protocol in PROTOCOLS:  # each image's correctness, on the rows `bench.tables.scored` scores
+        if protocol.predicted in ok and ok[protocol.predicted].notna().any():
+            scored = (ok["seen"] != 1) & ok[protocol.predicted].notna() & ok["label"].notna()
+            correct = (ok[protocol.predicted] == ok["label"]).astype(float)
+            ok[f"accuracy{protocol.suffix}"] = correct.where(scored)
     axes = [axis for axis in MIN_QUALITY_SPAN if axis in ok and ok[axis].notna().any()]
     rates = [rate for rate in RATES if rate in ok]
     for axis in axes:

@@ -29,21 +29,21 @@ class UsageError(Exception):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench import references
     from bench.codecs import get_codec
     from bench.runner import RunLocked, SweepConfig, resolve_qualities, sweep
     from bench.workers import Interrupted, signals_as_interrupts
 
-    try:
-        get_codec(args.anchor)
-    except KeyError as exc:
-        raise UsageError(f"--anchor: {exc.args[0]}") from None
+    get_codec(args.anchor)  # UnknownName before anything runs, as is a bad --reference:
+    [references.load(spec) for spec in args.reference]
     out = args.out or Path("runs") / "+".join(d.replace("/", "_").replace(":", "_") for d in args.datasets)
     config = SweepConfig(
-        datasets=args.datasets, codecs=args.codecs, out=out, qualities=resolve_qualities(args.qualities, args.codecs),
+        datasets=args.datasets, codecs=args.codecs, out=out, qualities=resolve_qualities(args.qualities, args.codecs, args.weights_dir),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
         classify=not args.no_classify, max_pixels=args.max_pixels, command=args.command_line,
-        plugins=tuple(args.plugin), weights_dir=args.weights_dir,
+        plugins=tuple(args.plugin), weights_dir=args.weights_dir, protocol=args.protocol,
+        adapt_steps=args.adapt_steps,
     )  # fmt: skip
     try:
         with signals_as_interrupts():
@@ -122,13 +122,11 @@ def cmd_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_latent(args: argparse.Namespace) -> int:
-    import json
-
     from bench.tasks import latent
 
-    for result in latent.evaluate_into_run(args.out, args.arch, [int(q) for q in args.qualities], args.dataset,
-                                           args.data_dir, args.epochs, args.seed, args.train_limit):  # fmt: skip
-        print(json.dumps(result))
+    for result in latent.evaluate_into_run(args.out, args.arch, args.qualities, args.dataset, args.data_dir,
+                                           args.epochs, args.seed, args.train_limit, args.weights_dir):  # fmt: skip
+        print(result)
     print(f"stored in {args.out / DB_NAME}; `python -m bench report {args.out}` shows them")
     return 0
 
@@ -143,7 +141,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.arch not in checkpoints.OFFICIAL_PREFIXES:
         raise UsageError(f"no official checkpoints for {args.arch!r}; valid: {', '.join(checkpoints.OFFICIAL_PREFIXES)}")
     target = checkpoints.default_download_dir(args.weights_dir)
-    qualities = [int(q) for q in args.qualities] if args.qualities else sorted(checkpoints.official_urls(args.arch))
+    qualities = args.qualities or sorted(checkpoints.official_urls(args.arch))
     for path in checkpoints.download_official(args.arch, qualities, target):
         print(f"ok {path}")
     print(f"use them with --weights-dir {target} (or ${checkpoints.WEIGHTS_DIR_ENV})")
@@ -213,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.gate import GateUsageError
     from bench.references import ReferenceError
     from bench.config import ConfigError
+    from bench.names import UnknownName
     from bench.store import UnusableDatabase
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -224,8 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plugins.load(getattr(args, "plugin", []))
         return HANDLERS[args.command](args)
-    except (UsageError, ConfigError, DatasetNotFound, CommittedAsset, AssetError, GateUsageError, UnusableDatabase,
-            ReferenceError, plugins.PluginError) as exc:  # fmt: skip
+    except (UsageError, ConfigError, UnknownName, DatasetNotFound, CommittedAsset, AssetError, GateUsageError,
+            UnusableDatabase, ReferenceError, plugins.PluginError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DownloadError as exc:

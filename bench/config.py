@@ -9,6 +9,11 @@ from pathlib import Path
 from bench.codecs import get_codec
 from bench.datasets import DEFAULT_SEED, check_name
 from bench.images import DEFAULT_MAX_PIXELS
+from bench.tasks.adapt import DEFAULT_STEPS as ADAPT_STEPS
+
+PROTOCOL_CHOICES = ("fixed", "adapted", "both")
+"""``fixed`` scores decoded images with the reference classifier; ``adapted`` and ``both`` add the codec-adapted
+protocol (`bench.tasks.adapt`); the fixed one is always measured, it costs one forward pass."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,13 +37,16 @@ class SweepConfig:
     command: str = ""  # the command line that started the sweep, as a user would type it again
     plugins: tuple[str, ...] = ()  # --plugin modules or files (entry-point plug-ins load by themselves)
     weights_dir: Path | None = None  # learned codecs: checkpoints here replace committed ones of equal quality
+    protocol: str = "fixed"  # downstream protocols: "fixed", or "adapted"/"both" to add the codec-adapted one
+    adapt_steps: int = ADAPT_STEPS  # fine-tuning budget of each adapted classifier (`bench.tasks.adapt`)
 
 
 class ConfigError(ValueError):
     """A sweep configuration that cannot run (unknown name, invalid quality, missing folder); one line."""
 
 
-def resolve_qualities(specs: Sequence[tuple[str | None, tuple[float, ...]]], codecs: Sequence[str]) -> dict[str, tuple[float, ...]]:
+def resolve_qualities(specs: Sequence[tuple[str | None, tuple[float, ...]]], codecs: Sequence[str],
+                      weights_dir: Path | None = None) -> dict[str, tuple[float, ...]]:  # fmt: skip
     """Each codec's qualities from ``(codec or None for all, values)`` specs, checked and normalised by the codec.
 
     A codec's own spec wins over the general one whatever their order; each
@@ -57,7 +65,8 @@ def resolve_qualities(specs: Sequence[tuple[str | None, tuple[float, ...]]], cod
             general = values
     chosen = {name: own.get(name, general) for name in codecs if own.get(name, general) is not None}
     try:
-        return {name: tuple(get_codec(name).check_quality(v) for v in values) for name, values in chosen.items()}
+        return {name: tuple(get_codec(name, weights_dir=weights_dir).check_quality(v) for v in values)
+                for name, values in chosen.items()}  # fmt: skip
     except ValueError as exc:
         raise ConfigError(f"--qualities: {exc}") from None
 
@@ -65,15 +74,11 @@ def resolve_qualities(specs: Sequence[tuple[str | None, tuple[float, ...]]], cod
 def check_config(config: SweepConfig) -> None:
     """ConfigError, before anything runs, for unknown codecs or datasets and unusable folders."""
     for name in config.codecs:
-        try:
-            get_codec(name)
-        except KeyError as exc:
-            raise ConfigError(exc.args[0]) from None
+        get_codec(name, weights_dir=config.weights_dir)  # UnknownName, with a did-you-mean
     for name in config.datasets:
-        try:
-            check_name(name)
-        except KeyError as exc:
-            raise ConfigError(exc.args[0]) from None
+        check_name(name)
+    if config.protocol not in PROTOCOL_CHOICES:
+        raise ConfigError(f"--protocol {config.protocol!r}: valid: {', '.join(PROTOCOL_CHOICES)}")
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ConfigError(f"--out {config.out}: is a file, not a run directory")
     for flag, folder in (("--data-dir", config.data_dir), ("--weights-dir", config.weights_dir)):

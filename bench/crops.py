@@ -12,6 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+CROP, CROP_ORIGINAL = "crop_png", "crop_png_original"
+"""Row fields of gallery images: the PNG crop of the decoded image, and (on one row per image and task) of the
+original. The store puts them in its ``crops`` table (codec `ORIGINAL` for the original), never in ``results``."""
+ORIGINAL = ""
 IMAGES_PER_DATASET = 3
 SIDE = 128
 """Crops of large images are the centre SIDE × SIDE pixels; tiles up to `WHOLE` pixels are shown whole."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.assets import ASSET_ROOT
+from bench.assets import ASSET_ROOT, IN_CHECKOUT
 from bench.bd import DEFAULT_ANCHOR, headline, headline_rows
 from bench.metrics import METRICS
 from bench.files import write_text
@@ -94,8 +94,10 @@ def make_baseline(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict:
 
 
 def write_baseline(run: Run, path: Path | None = None, anchor: str = DEFAULT_ANCHOR) -> Path:
+    run.check_anchor(anchor)
     document = make_baseline(run, anchor)
-    path = Path(path) if path else BASELINE_DIR / f"{document['name']}.json"
+    # a checkout updates its committed baselines; an installed package writes beside the user, not into itself
+    path = Path(path) if path else (BASELINE_DIR if IN_CHECKOUT else Path("reports/baseline")) / f"{document['name']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(document, indent=1, allow_nan=False, default=float) + "\n")
     return path

@@ -4,7 +4,8 @@ Runs inside worker processes (local or Dask): only a `Task` (paths and
 names) goes in and plain row dicts come out. Each original is read and
 prepared for the metrics once (`bench.metrics.prepare`) and shared by all
 its pairs; decoded images stay here, classified in one network pass per
-image size, and never travel in a row.
+image size; only the gallery images' small PNG crops (`bench.crops`) travel
+in their rows.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from bench import crops, metrics, plugins
+from bench.crops import CROP, CROP_ORIGINAL
 from bench.codecs import Codec, get_codec
 from bench.datasets import ImageRecord
 from bench.images import DEFAULT_MAX_PIXELS, ImageReadError, read_rgb
-from bench.store import CROP, CROP_ORIGINAL
 from bench.tasks import classifier
 from bench.workers import heartbeat
 
@@ -134,7 +135,7 @@ def evaluate(task: Task) -> list[dict]:
             labels = model.predict_remembered([base["image"] for base, _ in group], [r.image for _, r in group])
             for (base, _), label in zip(group, labels):
                 base["predicted_original"] = label
-    decoded_rows = []
+    decoded_rows, cropped = [], set()
     heartbeat()  # reading, preparing and classifying the originals (a fresh worker imports torch) is not a pair
     for codec_name, quality in task.pairs:
         codec = get_codec(codec_name, weights_dir=task.weights_dir)
@@ -150,7 +151,10 @@ def evaluate(task: Task) -> list[dict]:
                 if result.decoded is not None:
                     decoded_rows.append((row, result.decoded))
                     if base["image"] in task.gallery:
-                        row.update({CROP: crops.crop_png(result.decoded), CROP_ORIGINAL: reference.derived("crop", crops.crop_png)})
+                        row[CROP] = crops.crop_png(result.decoded)
+                        if base["image"] not in cropped:  # the original's crop once per image
+                            row[CROP_ORIGINAL] = crops.crop_png(reference.image)
+                            cropped.add(base["image"])
             heartbeat()  # the time limit is per encode/decode pair (per batch for learned codecs)
     if model is not None:
         _classify(decoded_rows, model.predict)  # within the last pair's limit: one network pass per image size

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bench import __version__, plugins
+from bench.assets import IN_CHECKOUT
 from bench.codecs import get_codec
 
 def run_info(config, summary) -> dict:
@@ -39,7 +40,9 @@ def run_info(config, summary) -> dict:
 
 
 def git_commit() -> str:
-    """The commit of the bench checkout (with "+dirty" when modified), or "unknown"."""
+    """The commit of the bench checkout (with "+dirty" when modified), or "unknown" (e.g. installed from a wheel)."""
+    if not IN_CHECKOUT:  # a wheel inside some other repository must not record that repository's commit
+        return "unknown"
     repo = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(

@@ -1,7 +1,8 @@
 """One read side: a run directory opened once, serving everything tables, reports and the gate derive from it.
 
-The database is read once (rows and invocations); the aggregate and each BD
-table are computed once and shared by every consumer of the same view.
+The database is read once for rows and invocations (gallery crops and latent
+results only when a report asks); the aggregate and each BD table are computed
+once and shared by every consumer of the same view.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, INTERVAL_COLUMNS, bd_table, bootstrap_bd
 from bench import references
+from bench.names import UnknownName, did_you_mean
 from bench.store import DB_NAME, ResultStore
 from bench.tables import aggregate, codec_info, counted, with_family
 
@@ -29,10 +31,14 @@ class Run:
     _bd: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)  # by (anchor, method)
 
     @functools.cached_property
-    def _stored(self) -> tuple[pd.DataFrame, list[dict], pd.DataFrame, list[dict]]:
+    def _stored(self) -> tuple[pd.DataFrame, list[dict]]:
         with ResultStore(Path(self.directory) / DB_NAME, read_only=True) as store:
-            frame, invocations, crops, latent = store.frame(), store.runs(), store.crops(), store.latent()
-        return with_family(frame, codec_info(invocations)), invocations, crops, latent
+            frame, invocations = store.frame(), store.runs()
+        return with_family(frame, codec_info(invocations)), invocations
+
+    def _read(self, what: str):  # what only reports need (PNG blobs), read when they ask
+        with ResultStore(Path(self.directory) / DB_NAME, read_only=True) as store:
+            return getattr(store, what)()
 
     @property
     def codec_info(self) -> dict[str, dict]:
@@ -44,15 +50,15 @@ class Run:
         """Every stored row (tidy: one row per image × codec × quality)."""
         return self._stored[0]
 
-    @property
+    @functools.cached_property
     def crops(self) -> pd.DataFrame:
         """Gallery crops the sweep stored (see `bench.store.ResultStore.crops`)."""
-        return self._stored[2]
+        return self._read("crops")
 
-    @property
+    @functools.cached_property
     def latent(self) -> list[dict]:
         """Latent-vs-pixel classification results stored by `bench latent`, each with its t-SNE PNG."""
-        return self._stored[3]
+        return self._read("latent")
 
     @property
     def invocations(self) -> list[dict]:
@@ -77,6 +83,14 @@ class Run:
     def counted(self) -> pd.DataFrame:
         """The rows the means are taken over (see `bench.tables.counted`)."""
         return counted(self.frame, include_seen=self.include_seen)
+
+    def check_anchor(self, anchor: str) -> None:
+        """UnknownName when `anchor` is neither measured in the run nor a reference (the default anchor may be absent:
+        the run then has no BD tables)."""
+        measured = set(self.curves["codec"]) if not self.curves.empty else set()
+        if anchor != DEFAULT_ANCHOR and anchor not in measured:
+            raise UnknownName(f"--anchor {anchor!r}: not in this run{did_you_mean(anchor, measured)}; "
+                              f"measured: {', '.join(sorted(measured))}")  # fmt: skip
 
     def bd(self, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> pd.DataFrame:
         """The tidy BD table against `anchor`, with a bootstrap interval on every BD-rate and BD-quality.

@@ -72,6 +72,7 @@ class SweepSummary:
     datasets: dict[str, str] = dataclasses.field(default_factory=dict)
     identities: dict[str, dict] = dataclasses.field(default_factory=dict)  # Dataset.identity() of each dataset
     seconds: float = 0.0
+    adapted: object = None  # `bench.tasks.adapt.Adapted` when the adapted protocol ran
 
     def lines(self, *, verbose: bool = False, max_errors: int = 20) -> list[str]:
         """What the sweep did, for the terminal: datasets, skipped codecs, rows, the commonest failures."""
@@ -84,6 +85,10 @@ class SweepSummary:
         lines.append(f"{self.rows_written} rows written, {self.rows_already_done} already done, "
                      f"{self.errors.total()} failed rows, {self.seconds:.1f} s"
                      + (f"; {self.rows_forgotten} rows of changed images measured again" if self.rows_forgotten else ""))  # fmt: skip
+        if self.adapted is not None:
+            lines.append(f"adapted protocol: {self.adapted.rows} predictions, {self.adapted.trained} models trained, "
+                         f"{self.adapted.reused} reused" + (f"; {self.adapted.size_mismatches} re-encoded streams differ "
+                         "in size from their rows" if self.adapted.size_mismatches else ""))  # fmt: skip
         lines += [f"  failed ({count} rows): {error}" for error, count in self.errors.most_common(max_errors)]
         if len(self.errors) > max_errors:
             lines.append(f"  … {len(self.errors) - max_errors} more kinds of failure in the report's Failures section")
@@ -165,14 +170,27 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
 
 def sweep(config: SweepConfig) -> SweepSummary:
     """Run (or resume) the sweep described by `config` into ``config.out`` (checked first, see `check_config`)."""
-    from tqdm import tqdm
-
     check_config(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = SweepSummary(out)
     started = time.perf_counter()
-    with run_lock(out), ResultStore(out / DB_NAME) as store:
+    with run_lock(out):
+        _measure(config, out, summary)
+        if config.protocol != "fixed":
+            from bench.tasks.adapt import adapt
+
+            summary.adapted = adapt(out, data_dir=config.data_dir, weights_dir=config.weights_dir,
+                                    steps=config.adapt_steps, progress=config.progress)  # fmt: skip
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _measure(config: SweepConfig, out: Path, summary: SweepSummary) -> None:
+    """Plan the missing pairs and store each task's rows as it finishes."""
+    from tqdm import tqdm
+
+    with ResultStore(out / DB_NAME) as store:
         check_identity(config, store)
         tasks = plan(config, store, summary)
         store.add_run(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), run_info(config, summary))
@@ -188,8 +206,6 @@ def sweep(config: SweepConfig) -> SweepSummary:
                 bar.update(len(rows))
                 if summary.errors:
                     bar.set_postfix(errors=summary.errors.total())
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 __all__ = ["ConfigError", "RunLocked", "RunMismatch", "SweepConfig", "SweepSummary", "check_config", "plan",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.crops import CROP, CROP_ORIGINAL, ORIGINAL
 from bench.metrics import METRICS
 
 DB_NAME = "results.sqlite"
@@ -37,6 +38,7 @@ COLUMNS: dict[str, str] = {
     "encode_s": "REAL",
     "decode_s": "REAL",
     "predicted": "TEXT",
+    "predicted_adapted": "TEXT",  # by the classifier adapted to this codec (`bench.tasks.adapt`), when asked for
     "predicted_original": "TEXT",
     "note": "TEXT",
     "error": "TEXT",
@@ -45,10 +47,6 @@ _DTYPES = {"TEXT": "object", "REAL": "float64", "INTEGER": "Int64"}  # Int64: in
 KEY = ("dataset", "image", "codec", "quality")
 REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", *METRICS, "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
-CROP, CROP_ORIGINAL = "crop_png", "crop_png_original"
-"""Row fields of gallery images (`bench.crops`): the PNG crop of the decoded image and of the original. They
-go to the ``crops`` table (codec "" for the original), never into ``results``."""
-ORIGINAL = ""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results (
@@ -147,10 +145,12 @@ class ResultStore:
 
     def forget(self, dataset: str, images: Iterable[str]) -> int:
         """Delete every row of these images (to measure them again); how many rows went."""
+        keys = [(dataset, image) for image in images]
         with self._db:
-            cursor = self._db.executemany("DELETE FROM results WHERE dataset = ? AND image = ?",
-                                          [(dataset, image) for image in images])  # fmt: skip
-        return cursor.rowcount
+            cursor = self._db.executemany("DELETE FROM results WHERE dataset = ? AND image = ?", keys)
+            forgotten = cursor.rowcount
+            self._db.executemany("DELETE FROM crops WHERE dataset = ? AND image = ?", keys)  # the gallery's too
+        return forgotten
 
     def add(self, rows: Iterable[Mapping]) -> int:
         """Insert `rows` (and their gallery crops) in one transaction; rows already stored are left as they are."""
@@ -200,6 +200,17 @@ class ResultStore:
             return []
         cursor = self._db.execute("SELECT result, tsne_png FROM latent ORDER BY dataset, arch, quality")
         return [{**json.loads(result), "tsne_png": png} for result, png in cursor]
+
+    def set_column(self, dataset: str, column: str, values: Mapping[tuple[str, str, float], object]) -> int:
+        """Set `column` of existing rows of `dataset`, by (image, codec, quality), in one transaction; rows changed."""
+        if column not in COLUMNS or column in KEY:
+            raise ValueError(f"{column!r} is not a settable results column")
+        with self._db:
+            cursor = self._db.executemany(
+                f"UPDATE results SET {column} = ? WHERE dataset = ? AND image = ? AND codec = ? AND quality = ?",
+                [(value, dataset, *key) for key, value in values.items()],
+            )
+        return cursor.rowcount
 
     def add_run(self, started: str, info: Mapping) -> None:
         with self._db:

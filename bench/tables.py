@@ -84,20 +84,35 @@ def scored(ok: pd.DataFrame, predicted: str = "predicted") -> pd.DataFrame:
 
 
 def _downstream(ok: pd.DataFrame) -> dict:
-    """Accuracy (with its Wilson interval), weighted F1 and RDAI over the unseen classified images (NaN otherwise).
+    """Per protocol (`scores.PROTOCOLS`): accuracy (with its Wilson interval), weighted F1 and RDAI over the unseen
+    classified images (NaN otherwise), in columns named with the protocol's suffix.
 
     Unseen: no committed model trained or was selected on the image (test
     split, unlisted images, any `folder:` dataset). RDAI uses the same images'
     mean bpp and PSNR.
     """
-    rows = scored(ok)
-    if rows.empty:
-        return {"n_scored": 0, "accuracy": np.nan, "accuracy_low": np.nan, "accuracy_high": np.nan,
-                "f1_weighted": np.nan, "rdai": np.nan}  # fmt: skip
-    classified = _classification(list(rows["label"]), list(rows["predicted"]))
-    psnr = float(_numeric(rows["psnr"]).clip(upper=PSNR_CAP_DB).mean())
-    rdai = scores.rdai(float(_numeric(rows["bpp"]).mean()), psnr, classified["f1_weighted"])
-    return {"n_scored": len(rows), **classified, "rdai": rdai}
+    out = {}
+    for protocol in scores.PROTOCOLS:
+        rows = scored(ok, protocol.predicted)
+        if rows.empty:
+            values = {"n_scored": 0, "accuracy": np.nan, "accuracy_low": np.nan, "accuracy_high": np.nan,
+                      "f1_weighted": np.nan, "rdai": np.nan}  # fmt: skip
+        else:
+            classified = _classification(list(rows["label"]), list(rows[protocol.predicted]))
+            psnr = float(_numeric(rows["psnr"]).clip(upper=PSNR_CAP_DB).mean())
+            rdai = scores.rdai(float(_numeric(rows["bpp"]).mean()), psnr, classified["f1_weighted"])
+            values = {"n_scored": len(rows), **classified, "rdai": rdai}
+        out.update(protocol_columns(values, protocol))
+    return out
+
+
+def protocol_columns(values: dict, protocol: scores.Protocol) -> dict:
+    """``accuracy_low`` → ``accuracy_adapted_low``: a protocol's score names (the fixed protocol's stay as they are)."""
+    def renamed(name: str) -> str:
+        stem, _, bound = name.rpartition("_") if name.endswith(("_low", "_high")) else (name, "", "")
+        return stem + protocol.suffix + (f"_{bound}" if bound else "")
+
+    return {renamed(name): value for name, value in values.items()}
 
 
 def _classification(labels: list[str], predicted: list[str]) -> dict:
@@ -152,16 +167,25 @@ def aggregate(frame: pd.DataFrame, info: dict[str, dict] | None = None, *, inclu
     summary = frame.groupby(GROUP, sort=False).apply(_summarise, include_groups=False).reset_index()
     order = {name: i for i, name in enumerate(info)}
     summary["_codec_order"] = summary["codec"].map(lambda name: order.get(name, len(order)))
-    lower_is_finer = summary["codec"].map(lambda name: info.get(name, {}).get("finer") == "lower")
+    lower_is_finer = summary["codec"].map(lambda name: _lower_is_finer(name, info, summary))
     summary["_quality_order"] = summary["quality"].where(~lower_is_finer, -summary["quality"])
     summary = summary.sort_values(["dataset", "_codec_order", "codec", "_quality_order"]).drop(
         columns=["_codec_order", "_quality_order"]
     )
     families = frame.drop_duplicates("codec").set_index("codec")["family"] if "family" in frame else {}
     summary["family"] = summary["codec"].map(lambda name: families.get(name, "unknown"))
-    for column in ("n_images", "n_errors", "n_lossless", "n_scored"):
+    for column in ("n_images", "n_errors", "n_lossless", *(f"n_scored{p.suffix}" for p in scores.PROTOCOLS)):
         summary[column] = summary[column].astype(int)
     return summary.reset_index(drop=True)
+
+
+def _lower_is_finer(codec: str, info: dict[str, dict], summary: pd.DataFrame) -> bool:
+    """Whether a lower quality value means a finer setting: as the run stored it, else (runs stored before it
+    said) as its rows show, the rate falling as the value rises."""
+    if "finer" in info.get(codec, {}):
+        return info[codec]["finer"] == "lower"
+    curve = summary[summary["codec"] == codec].sort_values("quality")
+    return len(curve) > 1 and curve["bpp"].iloc[-1] < curve["bpp"].iloc[0]
 
 
 def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict[str, Path]:

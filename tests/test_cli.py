@@ -124,7 +124,7 @@ def test_kodak_from_shared_data_dir(shared_datasets, tmp_path):
         (["--time-limit", "0"], "--time-limit: '0': must be > 0"),
         (["--time-limit", "nan"], "--time-limit: 'nan': must be > 0"),
         (["--time-limit", "-5"], "--time-limit: '-5': must be > 0"),
-        (["--anchor", "nope"], "--anchor: unknown codec 'nope'"),
+        (["--anchor", "nope"], "unknown codec 'nope'"),
         (["--codecs", "jepg"], "unknown codec 'jepg' (did you mean 'jpeg'?); valid: jpeg, jpeg444"),
         (["--datasets", "eurosta"], "unknown dataset 'eurosta' (did you mean 'eurosat'?)"),
         (["--qualities", "jpeg=150"], "jpeg: quality 150 is not a whole number in 1–100"),
@@ -340,3 +340,29 @@ def test_report_shows_its_progress_unless_told_not_to(tmp_path, capsys):
     assert "report: 100%" in capsys.readouterr().err
     assert main(["report", str(out), "--no-progress"]) == 0
     assert "report:" not in capsys.readouterr().err
+
+
+def test_unknown_names_anywhere_are_usage_errors_not_internal_ones(tmp_path, capsys):
+    out = _small_run(tmp_path)
+    for argv in (["run", "--codecs", "jpgg", "--qualities", "10", "--out", str(tmp_path / "x")],
+                 ["datasets", "manifest", "eurosta", "--out", str(tmp_path / "m.csv")],
+                 ["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--dataset", "eurosta"],
+                 ["report", str(out), "--anchor", "jpgg"], ["baseline", str(out), "--anchor", "jpgg"],
+                 ["weights", "download", "--qualities", "x"],
+                 ["run", "--codecs", "jpeg", "--reference", str(tmp_path / "none.json"), "--out", str(tmp_path / "y")]):  # fmt: skip
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "internal error" not in err, (argv, err)
+    assert not (tmp_path / "y").exists()  # a bad --reference stops the run before it sweeps
+
+
+def test_a_replaced_image_loses_its_gallery_crops_too(tmp_path):
+    from bench.store import ResultStore
+
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        row = {"dataset": "d", "image": "a", "codec": "jpeg", "quality": 1.0, "crop_png": b"x", "crop_png_original": b"o"}
+        store.add([row])
+        assert len(store.crops()) == 2
+        store.forget("d", ["a"])
+        assert store.crops().empty

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.codecs import avif, bpg, heic, jpeg, jpeg2000, jpegxl, learned, webp
 from bench.codecs.base import Codec, CodecUnavailable
-from bench.names import did_you_mean
+from bench.names import UnknownName, did_you_mean
 
 _ALL = (
     jpeg.jpeg, jpeg.jpeg444, jpeg2000.jpeg2000, webp.webp, bpg.bpg, heic.heic, avif.avif, jpegxl.jpegxl,
@@ -36,7 +36,7 @@ def get_codec(name: str, *, weights_dir: Path | None = None) -> Codec:
     try:
         return CODECS[name]
     except KeyError:
-        raise KeyError(f"unknown codec {name!r}{did_you_mean(name, CODECS)}; valid: {', '.join(CODECS)}") from None
+        raise UnknownName(f"unknown codec {name!r}{did_you_mean(name, CODECS)}; valid: {', '.join(CODECS)}") from None
 
 
 def listing() -> list[str]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.assets import ASSET_ROOT, AssetError, fetch_url, load_torch
 from bench.files import sha256_of
+from bench.names import UnknownName
 
 COMMITTED_DIR = ASSET_ROOT / "codecs"
 WEIGHTS_DIR_ENV = "BENCH_WEIGHTS_DIR"
@@ -65,10 +66,17 @@ def committed(arch: str, root: Path | None = None, source: str = "committed") ->
     """Checkpoints of `arch` with cards, as `train` writes them, in the repository (or under `root`), by quality."""
     found = {}
     for card_path in sorted(((root or COMMITTED_DIR) / arch).glob(f"{arch}-q*.json")):
-        card = json.loads(card_path.read_text())
-        path = card_path.with_suffix(".pt")
-        found[int(card["quality"])] = Checkpoint(arch, int(card["quality"]), path, card["sha256"], source, card)
+        checkpoint = _from_card(card_path, source)
+        found[checkpoint.quality] = checkpoint
     return found
+
+
+def _from_card(card_path: Path, source: str) -> Checkpoint:
+    try:
+        card = json.loads(card_path.read_text())
+        return Checkpoint(card["arch"], int(card["quality"]), card_path.with_suffix(".pt"), card["sha256"], source, card)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{card_path}: not a checkpoint card ({type(exc).__name__}: {exc})") from None
 
 
 def official(arch: str, weights_dir: Path | None) -> dict[int, Checkpoint]:
@@ -115,8 +123,7 @@ def from_card(path: Path, source: str = "committed") -> Checkpoint:
     card_path = Path(path).with_suffix(".json")
     if not card_path.is_file():
         raise CheckpointError(f"{path}: no card {card_path.name} beside it (its sha256 verifies the file)")
-    card = json.loads(card_path.read_text())
-    return Checkpoint(card["arch"], int(card["quality"]), Path(path), card["sha256"], source, card)
+    return _from_card(card_path, source)
 
 
 def official_urls(arch: str) -> dict[int, str]:
@@ -139,7 +146,7 @@ def download_official(arch: str, qualities: list[int], target: Path, urls: dict[
     urls = urls if urls is not None else official_urls(arch)
     missing = [q for q in qualities if q not in urls]
     if missing:
-        raise ValueError(f"{arch}: no official checkpoint for quality {missing} (have {sorted(urls)})")
+        raise UnknownName(f"{arch}: no official checkpoint for quality {missing} (have {sorted(urls)})")
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for quality in qualities:

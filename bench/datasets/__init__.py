@@ -19,7 +19,7 @@ from bench.datasets.base import (
     stratified_subset,
     write_manifest,
 )
-from bench.names import did_you_mean
+from bench.names import UnknownName, did_you_mean
 
 DATASETS: dict[str, Callable[[Path | None], Dataset]] = {
     "eurosat": eurosat.load,
@@ -33,7 +33,7 @@ FOLDER_PREFIX = "folder:"
 def check_name(name: str) -> None:
     """Raise KeyError listing the valid names when `name` is not a dataset."""
     if name not in DATASETS and not name.startswith(FOLDER_PREFIX):
-        raise KeyError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; valid: {', '.join(DATASETS)}, "
+        raise UnknownName(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; valid: {', '.join(DATASETS)}, "
                        f"{FOLDER_PREFIX}PATH")
 
 

@@ -32,6 +32,7 @@ def publish(directory: Path, *, anchor: str = DEFAULT_ANCHOR, method: str = DEFA
         run = Run(Path(directory), include_seen=include_seen, bootstrap=bootstrap, references=tuple(references))
         if run.frame.empty:
             raise NoRows(f"{Path(directory)}: the database holds no rows; no tables or reports written")
+        run.check_anchor(anchor)
         bar.set_postfix_str("tables, BD and bootstrap intervals")
         bar.update()
         paths = write_tables(run, anchor, method)

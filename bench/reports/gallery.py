@@ -15,18 +15,16 @@ import numpy as np
 import pandas as pd
 
 from bench.files import atomic_write
-from bench.store import ORIGINAL
+from bench.crops import ORIGINAL, WHOLE
 
 GALLERY_BPP = 1.0
-SMALL = 96
-"""Crops up to this side are enlarged ×3 (nearest neighbour) to be visible; larger ones ×2."""
 
 
 def _enlarged_png(png: bytes) -> bytes:
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as image:
-        factor = 3 if max(image.size) <= SMALL else 2
+        factor = 3 if max(image.size) <= WHOLE else 2  # small tiles ×3 (nearest neighbour) to be visible, crops ×2
         big = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     big.save(buffer, format="PNG")
@@ -47,7 +45,7 @@ def gallery(frame: pd.DataFrame, crops: pd.DataFrame, dataset: str, plot_dir: Pa
         measured = ok.loc[image_id] if image_id in ok.index.get_level_values(0) else None
         shape = measured.iloc[0][["width", "height"]] if measured is not None else None
         size = f" ({int(shape['width'])}×{int(shape['height'])})" if shape is not None else ""
-        tiles = [_tile(original["png"].iloc[0], f"original{size}", image_id, "original", plot_dir)]
+        tiles = [_tile(original["png"].iloc[0], f"original{size}", (dataset, image_id, "original"), plot_dir)]
         decoded = of_image[of_image["codec"] != ORIGINAL]
         for codec in [name for name in order if name in set(decoded["codec"])]:
             versions = decoded[decoded["codec"] == codec]
@@ -58,7 +56,7 @@ def gallery(frame: pd.DataFrame, crops: pd.DataFrame, dataset: str, plot_dir: Pa
             best = versions.iloc[closest]
             psnr = _value(measured, codec, best["quality"], "psnr")
             caption = f"{codec} q={best['quality']:g}: {rates[closest]:.2f} bpp, {psnr:.1f} dB"
-            tiles.append(_tile(best["png"], caption, image_id, codec, plot_dir))
+            tiles.append(_tile(best["png"], caption, (dataset, image_id, codec), plot_dir))
         rows.append({"image": image_id, "tiles": tiles})
     return {"reason": "" if rows else "no stored crops of originals", "rows": rows}
 
@@ -70,10 +68,10 @@ def _value(measured: pd.DataFrame | None, codec: str, quality: float, column: st
         return float("nan")
 
 
-def _tile(png: bytes, caption: str, image_id: str, name: str, plot_dir: Path) -> dict:
+def _tile(png: bytes, caption: str, key: tuple[str, str, str], plot_dir: Path) -> dict:
     png = _enlarged_png(bytes(png))
-    # by hash: "a b.png" and "a-b.png" would share any readable slug
-    digest = hashlib.sha256(f"{image_id}\0{name}".encode()).hexdigest()[:16]
+    # by hash of (dataset, image, codec): "a b.png" and "a-b.png" would share any readable slug
+    digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     path = plot_dir / f"gallery-{digest}.png"
     with atomic_write(path) as tmp:
         tmp.write_bytes(png)

@@ -30,6 +30,8 @@ def axis_label(name: str) -> str:
     """A metric's label and unit from the registry; downstream accuracy has its own."""
     if name == "accuracy":
         return "top-1 accuracy (unseen images)"
+    if name == "accuracy_adapted":
+        return "top-1 accuracy, codec-adapted classifier (unseen images)"
     metric = METRICS[name]
     return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
 RATE_LABELS = {

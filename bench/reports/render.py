@@ -20,9 +20,11 @@ from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
 from bench.tables import original_accuracy, scored, small_samples
+from bench.tasks.scores import PROTOCOLS
 
 MAX_FAILURES_LISTED = 200
-_FIGURES = (*((m.name, "bpp") for m in metrics.METRICS.values() if m.bd_axis), ("accuracy", "bpp"), ("psnr", "bpp_payload"))
+_FIGURES = (*((m.name, "bpp") for m in metrics.METRICS.values() if m.bd_axis), *((f"accuracy{p.suffix}", "bpp") for p in PROTOCOLS),
+            ("psnr", "bpp_payload"))  # fmt: skip
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
@@ -99,17 +101,23 @@ def _summary_view(rows: list[dict]) -> dict:
     headers = ["codec", "quality", "images", "errors", "bpp", "bpp payload",
                *(f"{m.label} ({m.unit})" if m.unit else m.label for m in shown),
                "accuracy [95%] n", "F1 (w)", "RDAI", "encode ms", "decode ms"]  # fmt: skip
+    adapted = any(row.get("n_scored_adapted") for row in rows)
+    if adapted:
+        headers[-2:-2] = ["adapted accuracy [95%] n", "adapted F1 (w)", "adapted RDAI"]
     table = []
     for row in rows:
         digits = {m.name: 2 if m.unit == "dB" else 4 for m in shown}
         cells = [row["codec"], f"{row['quality']:g}", str(row["n_images"]), str(row["n_errors"]), fmt(row["bpp"]),
                  fmt(row["bpp_payload"])]  # fmt: skip
         cells += [f"{fmt(row[m.name], digits[m.name])} ± {fmt(row[m.name + '_ci95'], digits[m.name])}" for m in shown]
-        accuracy = fmt(row.get("accuracy"), 3)
-        if row.get("n_scored"):
-            accuracy += f" [{fmt(row['accuracy_low'], 2)}, {fmt(row['accuracy_high'], 2)}] n={row['n_scored']}"
-        cells += [accuracy, fmt(row.get("f1_weighted"), 3), fmt(row.get("rdai"), 3), fmt(row["encode_ms"], 2),
-                  fmt(row["decode_ms"], 2)]  # fmt: skip
+        for protocol in PROTOCOLS if adapted else PROTOCOLS[:1]:
+            suffix = protocol.suffix
+            accuracy = fmt(row.get(f"accuracy{suffix}"), 3)
+            if row.get(f"n_scored{suffix}"):
+                accuracy += (f" [{fmt(row[f'accuracy{suffix}_low'], 2)}, {fmt(row[f'accuracy{suffix}_high'], 2)}] "
+                             f"n={row[f'n_scored{suffix}']}")  # fmt: skip
+            cells += [accuracy, fmt(row.get(f"f1_weighted{suffix}"), 3), fmt(row.get(f"rdai{suffix}"), 3)]
+        cells += [fmt(row["encode_ms"], 2), fmt(row["decode_ms"], 2)]
         table.append(cells)
     return {"headers": headers, "rows": table}
 
@@ -142,7 +150,7 @@ def _winner_rows(summary: pd.DataFrame, frame: pd.DataFrame, rate: str) -> list[
 
 def _axis_label(axis: str) -> tuple[str, str]:
     metric = metrics.METRICS.get(axis)
-    return (metric.label, metric.unit) if metric else (axis, "")
+    return (metric.label, metric.unit) if metric else (axis.replace("_", " "), "")
 
 
 def _per_image(counted: pd.DataFrame, dataset: str, anchor: str, method: str, plot_dir: Path) -> dict | None:
@@ -260,7 +268,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     failures = frame[frame["error"].notna()]
     latent_rows = []
     for row in run.latent:
-        tsne = run_dir / "plots" / f"tsne-{row['arch']}-q{row['quality']}.png"
+        tsne = run_dir / "plots" / f"tsne-{_slug(row['dataset'])}-{row['arch']}-q{row['quality']}.png"
         if row.get("tsne_png"):
             with atomic_write(tsne) as tmp:
                 tmp.write_bytes(row["tsne_png"])
@@ -282,6 +290,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
         "anchor": anchor,
         "bd_method": method,
         "bootstrap": run.bootstrap,
+        "protocols": [p for p in PROTOCOLS if f"n_scored{p.suffix}" in summary and (summary[f"n_scored{p.suffix}"] > 0).any()],
         "include_seen": run.include_seen,
         "n_seen": int((frame["seen"] == 1).sum()) if "seen" in frame else 0,
         "small_samples": small_samples(summary),

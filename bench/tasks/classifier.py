@@ -89,14 +89,52 @@ class Classifier:
     path: Path
     _remembered: dict[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
+    def inputs(self, images) -> object:
+        """H×W×3 uint8 images of equal size as the network's normalised N×3×H×W float tensor."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - torch.from_numpy(self.mean)[None, :, None, None]) / torch.from_numpy(self.std)[None, :, None, None]
+
     def predict(self, images: list[np.ndarray]) -> list[str]:
         """Class names predicted for H×W×3 uint8 images of equal size."""
         import torch
 
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
-        x = (x - torch.from_numpy(self.mean)[None, :, None, None]) / torch.from_numpy(self.std)[None, :, None, None]
         with torch.no_grad():
-            return [self.classes[i] for i in self.model(x).argmax(1).tolist()]
+            return [self.classes[i] for i in self.model(self.inputs(images)).argmax(1).tolist()]
+
+    def fine_tuned(self, images: np.ndarray, labels: list[str], *, steps: int, seed: int, batch_size: int = 64,
+                   lr: float = 0.01) -> Classifier:  # fmt: skip
+        """A copy whose linear classifier is fine-tuned on `images` (N×H×W×3 uint8) for `steps` SGD steps: Nesterov
+        momentum, learning rate decaying linearly to 0, label smoothing 0.1, flips and 90° rotations (tiles have no
+        up). Seeded.
+
+        Features and batch-norm statistics stay the reference training's: on 20 images per fold, adapting the
+        whole network cost 6–10 points of accuracy against the fixed classifier, the linear layer alone 2–6.
+        """
+        import copy
+
+        import torch
+
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = copy.deepcopy(self.model).eval()  # batch-norm statistics stay the reference training's
+        head = model[-1]  # only the linear classifier adapts: few decoded images would overfit the features
+        for parameter in model.parameters():
+            parameter.requires_grad_(parameter is head.weight or parameter is head.bias)
+        target = torch.tensor([self.classes.index(label) for label in labels])
+        optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / max(steps, 1))
+        for _ in range(steps):
+            chosen = rng.integers(len(images), size=min(batch_size, len(images)))
+            batch = np.rot90(images[chosen], int(rng.integers(4)), axes=(1, 2))
+            batch = batch[:, :, ::-1] if rng.random() < 0.5 else batch
+            loss = torch.nn.functional.cross_entropy(model(self.inputs(batch)), target[chosen], label_smoothing=0.1)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        return dataclasses.replace(self, model=model.eval(), _remembered={})
 
     def warm_up(self) -> None:
         """One forward pass on a blank tile: torch sets up its kernels on the first call (~1 s), not in a task."""

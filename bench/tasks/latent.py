@@ -33,12 +33,12 @@ def latent_head(channels: int, n_classes: int):
     )  # fmt: skip
 
 
-def _latents(arch: str, quality: int, records, batch: int = 64) -> tuple[np.ndarray, list[bytes]]:
+def _latents(arch: str, quality: int, records, weights_dir: Path | None, batch: int = 64) -> tuple[np.ndarray, list[bytes]]:
     streams = []
     for start in range(0, len(records), batch):
         images = [read_rgb(r.path)[0] for r in records[start : start + batch]]
-        streams += learned.encode_batch(arch, images, quality)
-    return np.stack([learned.decode_latent(s) for s in streams]), streams
+        streams += learned.encode_batch(arch, images, quality, weights_dir=weights_dir)
+    return np.stack([learned.decode_latent(s, weights_dir) for s in streams]), streams
 
 
 def _fit(train_x, train_y, val_x, val_y, n_classes: int, epochs: int, seed: int):
@@ -70,14 +70,15 @@ def _fit(train_x, train_y, val_x, val_y, n_classes: int, epochs: int, seed: int)
 
 
 def evaluate_latents(arch: str, quality: int, dataset_name: str = "eurosat", data_dir: Path | None = None,
-                     epochs: int = 15, seed: int = 0, limit: int | None = None) -> dict:  # fmt: skip
+                     epochs: int = 15, seed: int = 0, limit: int | None = None,
+                     weights_dir: Path | None = None) -> dict:  # fmt: skip
     """Latent vs pixel classification at one codec point; returns the comparison and the test latents."""
     import torch
 
     dataset = load_dataset(dataset_name, data_dir)
     classes = dataset.classes
     splits = {name: dataset.select(name, limit if name == "train" else None, seed) for name in ("train", "val", "test")}
-    arrays = {name: _latents(arch, quality, records) for name, records in splits.items()}
+    arrays = {name: _latents(arch, quality, records, weights_dir) for name, records in splits.items()}
     labels = {name: np.array([classes.index(r.label) for r in records]) for name, records in splits.items()}
     head, scale, val_accuracy = _fit(arrays["train"][0], labels["train"], arrays["val"][0], labels["val"],
                                      len(classes), epochs, seed)  # fmt: skip
@@ -86,13 +87,13 @@ def evaluate_latents(arch: str, quality: int, dataset_name: str = "eurosat", dat
         predicted_latent = [classes[i] for i in head(torch.from_numpy(test_latents / scale).float()).argmax(1).tolist()]
     truth = [r.label for r in splits["test"]]
     pixel = classifier.load(dataset_name)
-    codec = get_codec(arch)
+    codec = get_codec(arch, weights_dir=weights_dir)
     start = time.perf_counter()
     decoded = [codec.decode(s) for s in test_streams]
     full_decode_s = (time.perf_counter() - start) / len(test_streams)
     start = time.perf_counter()
     for stream in test_streams:
-        learned.decode_latent(stream)
+        learned.decode_latent(stream, weights_dir)
     latent_decode_s = (time.perf_counter() - start) / len(test_streams)
     result = {
         "arch": arch, "quality": quality, "dataset": dataset_name, "test_images": len(truth),
@@ -145,7 +146,7 @@ def _png(figure) -> bytes:
 
 def evaluate_into_run(run_dir: Path, arch: str, qualities: list[int], dataset_name: str = "eurosat",
                       data_dir: Path | None = None, epochs: int = 15, seed: int = 0,
-                      limit: int | None = None) -> Iterator[dict]:  # fmt: skip
+                      limit: int | None = None, weights_dir: Path | None = None) -> Iterator[dict]:  # fmt: skip
     """`evaluate_latents` at each quality, stored with its t-SNE plot in the run's database (replacing earlier ones).
 
     Yields each result as it is stored; `bench report` shows them.
@@ -154,7 +155,7 @@ def evaluate_into_run(run_dir: Path, arch: str, qualities: list[int], dataset_na
 
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     for quality in qualities:
-        outcome = evaluate_latents(arch, quality, dataset_name, data_dir, epochs, seed, limit)
+        outcome = evaluate_latents(arch, quality, dataset_name, data_dir, epochs, seed, limit, weights_dir)
         result = outcome["result"]
         title = f"{dataset_name} test latents ŷ of {arch} q{quality} ({result['bpp']:.2f} bpp)"
         png = _png(tsne_figure(outcome["latents"], outcome["labels"], title))

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 RDAI_WEIGHT = 0.333
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How decoded images are classified: which results column holds the predictions, how its scores are named."""
+
+    name: str
+    predicted: str  # results column of the predictions
+    suffix: str  # of its aggregate columns: accuracy{suffix}, f1_weighted{suffix}, rdai{suffix}, n_scored{suffix}
+    meaning: str  # one sentence for reports
+
+
+PROTOCOLS = (
+    Protocol("fixed", "predicted", "", "one reference classifier for every codec and rate, as MPEG's video coding "
+             "for machines evaluates a fixed task network on decoded images"),
+    Protocol("adapted", "predicted_adapted", "_adapted", "the reference classifier fine-tuned briefly on each codec's "
+             "own decoded tiles across its sweep, cross-fitted: each image is scored by the model trained on the other "
+             "fold of images (`bench/tasks/adapt.py`)"),
+)  # fmt: skip
+"""The downstream protocols; `fixed` is always measured, `adapted` with ``run --protocol adapted`` (or ``both``)."""
 
 
 def accuracy(labels: Sequence[str], predicted: Sequence[str]) -> float:
