@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.datasets import DatasetNotFound
     from bench.gate import GateUsageError
     from bench.references import ReferenceError
-    from bench.config import ConfigError
+    from bench.runner import ConfigError
     from bench.names import UnknownName
     from bench.store import UnusableDatabase
 

@@ -183,7 +183,7 @@ def restore_weights(model, state_dict: dict) -> None:
     model.load_state_dict(weights)
 
 
-SOURCES = {"committed": "committed", "official": "official file in the weights dir (replaces committed)",
+SOURCE_REASONS = {"committed": "committed", "official": "official file in the weights dir (replaces committed)",
            "weights-dir": "trained, in the weights dir (replaces committed)"}  # fmt: skip
 """Why a quality resolves to its file, as `bench weights` says it."""
 
@@ -200,7 +200,7 @@ def listing(archs: list[str], weights_dir: Path | None = None) -> list[str]:
             card = checkpoint.card
             numbers = (f" λ={card['lmbda']} val {card.get('val_bpp', float('nan')):.3f} bpp / "
                        f"{card.get('val_psnr', float('nan')):.2f} dB") if card else ""  # fmt: skip
-            lines.append(f"{arch:<{width}} q{quality} {checkpoint.path} ({SOURCES[checkpoint.source]}; "
+            lines.append(f"{arch:<{width}} q{quality} {checkpoint.path} ({SOURCE_REASONS[checkpoint.source]}; "
                          f"sha256 {checkpoint.sha256[:12]}){numbers}")  # fmt: skip
     return lines
 
