@@ -29,7 +29,7 @@ import pandas as pd
 from bench import pchip
 from bench.metrics import METRICS
 from bench.stats import mean_ci95
-from bench.tasks.scores import PROTOCOLS
+from bench.tasks.scores import PROTOCOLS, scored_mask
 
 DEFAULT_ANCHOR = "jpeg"
 METHODS = ("pchip", "akima")
@@ -236,7 +236,7 @@ def paired_lead(frame: pd.DataFrame, winner: str, runner_up: str, target: float,
 
 
 DEFAULT_RESAMPLES = 300
-"""Bootstrap resamples behind each BD interval: ~1 s of `bench report` for ten codecs (SCALING.md)."""
+"""Bootstrap resamples behind each BD interval: ~0.3 s per reference codec for ten codecs (SCALING.md)."""
 
 
 MIN_PER_STRATUM = 5
@@ -352,11 +352,10 @@ def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, resamples: int = DEFAULT_R
     """
     columns = ["dataset", "codec", "rate", "quality_axis", *INTERVAL_COLUMNS]
     ok = frame[frame["error"].isna()].copy()
-    for protocol in PROTOCOLS:  # each image's correctness, on the rows `bench.tables.scored` scores
+    for protocol in PROTOCOLS:  # each image's correctness, on the rows an accuracy counts
         if protocol.predicted in ok and ok[protocol.predicted].notna().any():
-            scored = (ok["seen"] != 1) & ok[protocol.predicted].notna() & ok["label"].notna()
             correct = (ok[protocol.predicted] == ok["label"]).astype(float)
-            ok[f"accuracy{protocol.suffix}"] = correct.where(scored)
+            ok[f"accuracy{protocol.suffix}"] = correct.where(scored_mask(ok, protocol.predicted))
     axes = [axis for axis in MIN_QUALITY_SPAN if axis in ok and ok[axis].notna().any()]
     rates = [rate for rate in RATES if rate in ok]
     for axis in axes:

@@ -78,9 +78,7 @@ def _summarise(group: pd.DataFrame) -> pd.Series:
 
 def scored(ok: pd.DataFrame, predicted: str = "predicted") -> pd.DataFrame:
     """Rows whose accuracy counts: classified, labelled, and not seen by any committed model."""
-    if predicted not in ok:
-        return ok.iloc[:0]
-    return ok[(ok["seen"] != 1) & ok[predicted].notna() & ok["label"].notna()]
+    return ok[scores.scored_mask(ok, predicted)]
 
 
 def _downstream(ok: pd.DataFrame) -> dict:

@@ -29,7 +29,7 @@ from bench.datasets import load_dataset
 from bench.files import sha256_of, write_text
 from bench.images import read_rgb
 from bench.store import DB_NAME, ResultStore
-from bench.tasks import classifier
+from bench.tasks import classifier, scores
 
 FOLDS = 2
 DEFAULT_STEPS = 300
@@ -106,7 +106,7 @@ def adapt(run_dir: Path, *, data_dir: Path | None = None, weights_dir: Path | No
     outcome = Adapted()
     with ResultStore(Path(run_dir) / DB_NAME) as store:
         frame = store.frame()
-        scored = frame[frame["error"].isna() & frame["label"].notna() & (frame["seen"] != 1) & frame["predicted"].notna()]
+        scored = frame[frame["error"].isna() & scores.scored_mask(frame)]
         pending = scored[scored["predicted_adapted"].isna()]
         for dataset_name, rows in pending.groupby("dataset", sort=False):
             dataset = load_dataset(dataset_name, data_dir)

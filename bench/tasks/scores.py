@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import pandas as pd
+
 RDAI_WEIGHT = 0.333
 
 
@@ -26,6 +28,14 @@ PROTOCOLS = (
              "fold of images (`bench/tasks/adapt.py`)"),
 )  # fmt: skip
 """The downstream protocols; `fixed` is always measured, `adapted` with ``run --protocol adapted`` (or ``both``)."""
+
+
+def scored_mask(rows: pd.DataFrame, predicted: str = "predicted") -> pd.Series:
+    """Which result rows an accuracy counts: classified in column `predicted`, labelled, and not seen by any
+    committed model."""
+    if predicted not in rows:
+        return pd.Series(False, index=rows.index)
+    return (rows["seen"] != 1) & rows[predicted].notna() & rows["label"].notna()
 
 
 def accuracy(labels: Sequence[str], predicted: Sequence[str]) -> float:
