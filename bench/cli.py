@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.arguments import EXIT_USAGE, build_parser
+from bench.files import file_part
 from bench.names import did_you_mean
 from bench.store import DB_NAME
 
@@ -36,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     get_codec(args.anchor)  # UnknownName before anything runs, as is a bad --reference:
     [references.load(spec) for spec in args.reference]
-    out = args.out or Path("runs") / "+".join(d.replace("/", "_").replace(":", "_") for d in args.datasets)
+    out = args.out or Path("runs") / "+".join(map(file_part, args.datasets))
     config = SweepConfig(
         datasets=args.datasets, codecs=args.codecs, out=out, qualities=resolve_qualities(args.qualities, args.codecs, args.weights_dir),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,

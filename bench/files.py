@@ -38,6 +38,11 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def file_part(name: str) -> str:
+    """A dataset name (``folder:/data/tiles`` too) as part of a file or folder name: ``:`` and ``/`` become ``_``."""
+    return name.replace(":", "_").replace("/", "_")
+
+
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()

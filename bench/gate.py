@@ -21,7 +21,7 @@ import pandas as pd
 from bench.assets import ASSET_ROOT, IN_CHECKOUT
 from bench.bd import DEFAULT_ANCHOR, headline, headline_rows
 from bench.metrics import METRICS
-from bench.files import write_text
+from bench.files import file_part, write_text
 from bench.run import Run
 
 BASELINE_DIR = ASSET_ROOT / "reports" / "baseline"
@@ -72,7 +72,7 @@ def baseline_name(identity: dict) -> str:
         name += f"-{identity['split']}"
     if identity["limit"]:
         name += f"-limit{identity['limit']}"
-    return name.replace(":", "_").replace("/", "_")
+    return file_part(name)
 
 
 def default_baseline(run: Run) -> Path:

@@ -26,7 +26,7 @@ import pandas as pd
 from bench.assets import AssetError, load_torch
 from bench.codecs import get_codec
 from bench.datasets import load_dataset
-from bench.files import sha256_of, write_text
+from bench.files import file_part, sha256_of, write_text
 from bench.images import read_rgb
 from bench.store import DB_NAME, ResultStore
 from bench.tasks import classifier, scores
@@ -119,6 +119,7 @@ def adapt(run_dir: Path, *, data_dir: Path | None = None, weights_dir: Path | No
             paths = {record.id: record.path for record in dataset.records}
             originals = {image: read_rgb(paths[image])[0] for image in of_dataset["image"].unique()}
             images_digest = hashlib.sha256("\n".join(sorted(fold_of)).encode()).hexdigest()[:16]
+            base_sha256 = sha256_of(base.path)
             for codec_name in tqdm(list(rows["codec"].unique()), desc=f"adapt {dataset_name}", disable=not progress):
                 codec = get_codec(codec_name, weights_dir=weights_dir)
                 of_codec = of_dataset[of_dataset["codec"] == codec_name]
@@ -130,8 +131,8 @@ def adapt(run_dir: Path, *, data_dir: Path | None = None, weights_dir: Path | No
                         continue
                     card = {"dataset": dataset_name, "codec": codec_name, "codec_version": codec.version, "fold": k,
                             "folds": FOLDS, "images": images_digest, "steps": steps, "seed": seed + k,
-                            "base": str(base.path.name), "base_sha256": sha256_of(base.path)}  # fmt: skip
-                    path = Path(run_dir) / "adapted" / dataset_name.replace("/", "_").replace(":", "_") / f"{codec_name}-fold{k}.pt"
+                            "base": base.path.name, "base_sha256": base_sha256}  # fmt: skip
+                    path = Path(run_dir) / "adapted" / file_part(dataset_name) / f"{codec_name}-fold{k}.pt"
                     model = _model_for(base, card, path, of_codec[fold != k], codec, originals, mismatches, outcome)
                     for start in range(0, len(todo), PREDICT_CHUNK):
                         chunk = todo.iloc[start : start + PREDICT_CHUNK]
