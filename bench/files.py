@@ -38,6 +38,12 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def file_part(name: str) -> str:
     """A dataset name (``folder:/data/tiles`` too) as part of a file or folder name: ``:`` and ``/`` become ``_``."""
     return name.replace(":", "_").replace("/", "_")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.files import atomic_write
+from bench.files import write_bytes
 from bench.crops import ORIGINAL, WHOLE
 
 GALLERY_BPP = 1.0
@@ -73,8 +73,7 @@ def _tile(png: bytes, caption: str, key: tuple[str, str, str], plot_dir: Path) -
     # by hash of (dataset, image, codec): "a b.png" and "a-b.png" would share any readable slug
     digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     path = plot_dir / f"gallery-{digest}.png"
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(png)
+    write_bytes(path, png)
     return {
         "caption": caption,
         "path": path.relative_to(plot_dir.parent).as_posix(),

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.files import atomic_write  # noqa: E402
+from bench.files import write_bytes  # noqa: E402
 from bench.metrics import METRICS  # noqa: E402
 
 _MARKERS = "osD^vP*Xhp<>"
@@ -84,8 +84,7 @@ def save_png(figure: plt.Figure, path: Path) -> bytes:
     figure.savefig(buffer, format="png")
     plt.close(figure)
     data = buffer.getvalue()
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(data)
+    write_bytes(path, data)
     return data
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from bench import metrics
 from bench.bd import (DEFAULT_ANCHOR, DEFAULT_METHOD, PER_IMAGE_MIN_SIDE, RATES, paired_lead, per_image_bd,
                       strongest_classical, winners)
-from bench.files import atomic_write, write_text
+from bench.files import write_bytes, write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
@@ -270,8 +270,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     for row in run.latent:
         tsne = run_dir / "plots" / f"tsne-{_slug(row['dataset'])}-{row['arch']}-q{row['quality']}.png"
         if row.get("tsne_png"):
-            with atomic_write(tsne) as tmp:
-                tmp.write_bytes(row["tsne_png"])
+            write_bytes(tsne, row["tsne_png"])
         latent_rows.append({**row, "tsne": _embedded(tsne, row["tsne_png"], "") if row.get("tsne_png") else None})
     return {
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
