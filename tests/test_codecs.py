@@ -61,6 +61,15 @@ def test_rate_rises_and_psnr_rises_along_the_sweep(codec, tiles):
     assert psnrs[-1] >= 42  # the sweep reaches high quality on EuroSAT
 
 
+def test_jpeg_scan_data_ends_at_the_first_real_marker():
+    from bench.codecs.jpeg import _next_marker
+
+    scan = b"\x12\xff\x00\x34\xff\xd3\x56\xff\xff\xd9"  # stuffed 0xFF, RST3, then a fill byte before EOI
+    assert _next_marker(scan, 0) == 7
+    assert _next_marker(b"\x12\xff\x00\x34", 0) == 3  # no marker: the scan runs to the last byte
+    assert _next_marker(b"\x12\xff", 5) == 5  # past the end (a truncated file): an empty scan
+
+
 def test_jpeg_header_is_everything_but_scan_data(tiles):
     data = get_codec("jpeg").encode(tiles[0], 50)
     sos = data.index(b"\xff\xda")
