@@ -30,8 +30,9 @@ filtered products per pair (G*e, G*(x·e), G*(e²)) scale with the error, not
 with 255², so float32 filtering (4× faster than float64) loses nothing that
 matters; filtering x² and y² in float32, as the textbook formula does, is
 off by 1e-6 to 1e-4 from cancellation in E[y²] − μy². The maps are computed
-over the whole image, contiguous, and cropped to the valid region only where
-they are summed: elementwise work on cropped views runs ~2× slower.
+in strips of rows that stay in cache, over whole rows (contiguous), and the
+invalid columns are left out only where they are summed: elementwise work on
+cropped views runs ~2× slower.
 
 To add a metric: write ``def _name(pair: Pair) -> float`` and add a
 `Metric` to `METRICS`; rows, database, aggregates, BD tables, the gate and
@@ -75,18 +76,13 @@ def bpp(n_bytes: int, shape: tuple[int, ...]) -> float:
 def _blur(image: np.ndarray) -> np.ndarray:
     """The 11×11 Gaussian mean around each pixel of `image` (same shape and float type).
 
-    Only the valid region (`_valid`) is used: the 5-px band the border mode touches is cropped, as scikit-image
-    crops it, so the mode is irrelevant.
+    Only pixels around which the whole window fits are used (the valid region, as scikit-image crops it), so
+    the border mode, which touches the 5-px band outside it, is irrelevant.
     """
     import cv2
 
     window = _WINDOWS[image.dtype]
     return cv2.sepFilter2D(image, -1, window, window, borderType=cv2.BORDER_REFLECT).reshape(image.shape)
-
-
-def _valid(image: np.ndarray) -> np.ndarray:
-    """The pixels around which the whole 11×11 window fits."""
-    return image[_RADIUS:-_RADIUS, _RADIUS:-_RADIUS]
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
@@ -230,41 +226,73 @@ class Pair:
                 error = cv2.subtract(self.test, self.reference.image, dtype=cv2.CV_32F).reshape(self.test.shape)
             else:
                 error = _halve(error)
-            with_luminance = level in (0, levels - 1)
-            luminance, contrast = _ssim_factors(scale, error, with_luminance=with_luminance)
-            ssim = _channel_means(_valid(_times(luminance, contrast))) if with_luminance else None
+            ssim, contrast = _ssim_means(scale, error, with_luminance=level in (0, levels - 1))
             if level == 0:
                 terms.append(ssim)
             if levels > 1:
-                terms.append(ssim if level == levels - 1 else _channel_means(_valid(contrast)))
+                terms.append(ssim if level == levels - 1 else contrast)
         return tuple(terms)
 
 
-def _ssim_factors(scale: _Scale, error: np.ndarray, *, with_luminance: bool) -> tuple[np.ndarray | None, np.ndarray]:
-    """The luminance (None unless `with_luminance`) and contrast-structure maps of original + `error` at one
-    scale, over the whole image (see `_valid`).
+_STRIP_ROWS = 64
+"""Rows of the SSIM maps computed at a time: a strip's arrays stay in cache (Kodak pair: 11.4 → 10.0 ms)."""
 
-    Each as a ratio n / (n + d) with no cancellation beyond the textbook formula's own: as 1 − d / (n + d), a
-    small factor (very unlike images) would lose its digits in float32.
-    """
+
+def _ssim_means(scale: _Scale, error: np.ndarray, *, with_luminance: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per-channel means over the valid region of the SSIM map (None unless `with_luminance`) and of its
+    contrast-structure factor, for original + `error` at one scale."""
     # (Co)variances do not change when a constant is taken off e. Taking off its mean keeps the float32
     # E[e²] − (G*e)² and G*(x·e) − μx·G*e from cancelling where the error is a shift (a flat image
     # brightened by 100 levels: 1e-5 off without it, exact with it).
     offset = _channel_means(error)
-    error = _add_per_channel(error, -offset)
-    mean_error = _blur(error)
-    error_variance = _blur(_times(error, error))
+    height = error.shape[0] - 2 * _RADIUS
+    ssim_sum, contrast_sum = np.zeros(error.shape[2]), np.zeros(error.shape[2])
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, min(top + _STRIP_ROWS, height))
+        luminance, contrast = _ssim_factors(scale, error, offset, rows, with_luminance=with_luminance)
+        contrast_sum += _channel_sums(contrast)
+        if with_luminance:
+            ssim_sum += _channel_sums(_times(luminance, contrast))
+    count = height * (error.shape[1] - 2 * _RADIUS)
+    return (ssim_sum / count if with_luminance else None), contrast_sum / count
+
+
+def _channel_sums(strip: np.ndarray) -> np.ndarray:
+    """Per-channel sums of a strip of valid rows over its valid columns."""
+    import cv2
+
+    columns = strip[:, _RADIUS:-_RADIUS]
+    if strip.shape[2] <= 4:
+        return np.array(cv2.sumElems(columns)[: strip.shape[2]])
+    return columns.sum(axis=(0, 1), dtype=np.float64)
+
+
+def _ssim_factors(scale: _Scale, error: np.ndarray, offset: np.ndarray, rows: slice, *,
+                  with_luminance: bool) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
+    """The luminance (None unless `with_luminance`) and contrast-structure maps of original + `error` at one
+    scale, on valid rows `rows` (counted from the first valid row) and every column (`_channel_sums` leaves
+    out the 5 invalid ones at each side).
+
+    Each as a ratio n / (n + d) with no cancellation beyond the textbook formula's own: as 1 − d / (n + d), a
+    small factor (very unlike images) would lose its digits in float32.
+    """
+    window = slice(rows.start, rows.stop + 2 * _RADIUS)  # the input rows the strip's windows cover
+    centre = slice(rows.start + _RADIUS, rows.stop + _RADIUS)  # the strip's rows in the image
+    error = _add_per_channel(error[window], -offset)
+    mean_error = _blur(error)[_RADIUS:-_RADIUS]
+    error_variance = _blur(_times(error, error))[_RADIUS:-_RADIUS]
     error_variance -= _times(mean_error, mean_error)  # σe²
-    contrast = _blur(_times(scale.image, error))
-    contrast -= _times(scale.mean, mean_error)  # cov(x, e) = G*(x·e) − μx·G*e
+    mean_x = scale.mean[centre]
+    contrast = _blur(_times(scale.image[window], error))[_RADIUS:-_RADIUS]
+    contrast -= _times(mean_x, mean_error)  # cov(x, e) = G*(x·e) − μx·G*e
     contrast *= 2
-    contrast += scale.contrast_base  # K = 2σxy + C2
+    contrast += scale.contrast_base[centre]  # K = 2σxy + C2
     contrast = _ratio(contrast, error_variance)
     if not with_luminance:
         return None, contrast
     mean_error = _add_per_channel(mean_error, offset)  # G*e = μy − μx
-    luminance = _times(scale.mean, mean_error, 2.0)
-    luminance += scale.luminance_base  # L = 2μxμy + C1
+    luminance = _times(mean_x, mean_error, 2.0)
+    luminance += scale.luminance_base[centre]  # L = 2μxμy + C1
     return _ratio(luminance, _times(mean_error, mean_error)), contrast
 
 
