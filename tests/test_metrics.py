@@ -127,7 +127,8 @@ def test_fused_ssim_and_ms_ssim_agree_on_kodak(shared_datasets, quality):
 
 @pytest.mark.parametrize(
     "shape", [(11, 11, 3), (12, 17, 3), (64, 64, 3), (160, 300, 3), (161, 161, 3), (161, 200, 3), (175, 163, 3),
-              (200, 322, 3)],
+              (200, 322, 3),
+              (74, 30, 3), (75, 30, 3), (138, 30, 3)],  # 64, 65 and 128 valid rows: the SSIM maps' strip edges
 )  # fmt: skip
 def test_fused_metrics_agree_on_random_images_at_every_size_edge(shape):
     rng = np.random.default_rng(sum(shape))
