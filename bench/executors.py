@@ -31,7 +31,7 @@ def execute(tasks: Sequence[Task], *, jobs: int, seconds_per_pair: float, schedu
     return _execute_local(tasks, jobs, seconds_per_pair)
 
 
-def _worker_init(classifiers: Sequence[str] = ()) -> None:
+def worker_init(classifiers: Sequence[str] = ()) -> None:
     """One thread per worker, and the sweep's classifiers loaded and run once before the first task.
 
     Processes give the parallelism: 2 workers on 2 cores must not run 4
@@ -98,7 +98,7 @@ def _execute_local(tasks: Sequence[Task], jobs: int, seconds_per_pair: float) ->
     pool = IsolatingPool(
         evaluate, jobs, split=_single_items, on_failure=_failure_rows,
         time_limit=lambda task: seconds_per_pair * len(task.records),
-        initializer=functools.partial(_worker_init, sorted({t.classifier for t in tasks if t.classifier})),
+        initializer=functools.partial(worker_init, sorted({t.classifier for t in tasks if t.classifier})),
     )  # fmt: skip
     yield from pool.map_unordered(tasks)
 

@@ -89,6 +89,8 @@ class SweepSummary:
             lines.append(f"adapted protocol: {self.adapted.rows} predictions, {self.adapted.trained} models trained, "
                          f"{self.adapted.reused} reused" + (f"; {self.adapted.size_mismatches} re-encoded streams differ "
                          "in size from their rows" if self.adapted.size_mismatches else ""))  # fmt: skip
+            lines += [f"adapted protocol failed for {failure} (run the command again to retry)"
+                      for failure in self.adapted.failures]  # fmt: skip
         lines += [f"  failed ({count} rows): {error}" for error, count in self.errors.most_common(max_errors)]
         if len(self.errors) > max_errors:
             lines.append(f"  … {len(self.errors) - max_errors} more kinds of failure in the report's Failures section")
@@ -181,7 +183,8 @@ def sweep(config: SweepConfig) -> SweepSummary:
             from bench.tasks.adapt import adapt
 
             summary.adapted = adapt(out, data_dir=config.data_dir, weights_dir=config.weights_dir,
-                                    steps=config.adapt_steps, progress=config.progress)  # fmt: skip
+                                    steps=config.adapt_steps, jobs=config.jobs or os.cpu_count() or 1,
+                                    seconds_per_pair=config.seconds_per_pair, progress=config.progress)  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -49,11 +49,11 @@ def _threads_in_worker(_task) -> dict:
 
 
 def test_every_worker_runs_one_thread_per_library():
-    from bench.executors import _worker_init
+    from bench.executors import worker_init
     from bench.workers import IsolatingPool
 
     pool = IsolatingPool(_threads_in_worker, 2, split=lambda task: [task], on_failure=lambda task, reason: reason,
-                         time_limit=lambda task: 60, initializer=_worker_init)  # fmt: skip
+                         time_limit=lambda task: 60, initializer=worker_init)  # fmt: skip
     for threads in pool.map_unordered([0, 1]):
         assert threads == {"blas": {1}, "torch": 1}
 

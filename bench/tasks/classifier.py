@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.assets import ASSET_ROOT, load_torch, refuse_committed
 from bench.files import sha256_of
+from bench.workers import heartbeat
 
 CLASSIFIER_DIR = ASSET_ROOT / "codecs" / "classifier"
 
@@ -134,6 +135,7 @@ class Classifier:
             loss.backward()
             optimizer.step()
             schedule.step()
+            heartbeat()  # in a pool worker, the time limit applies per step
         return dataclasses.replace(self, model=model.eval(), _remembered={})
 
     def warm_up(self) -> None:
