@@ -132,6 +132,34 @@ def original_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+ACCURACY_RATES = (0.25, 0.5, 1.0, 2.0)
+"""Rates (bpp) at which reports compare downstream accuracy codec by codec."""
+
+
+def at_rates(summary: pd.DataFrame, columns: list[str], rates: tuple[float, ...] = ACCURACY_RATES,
+             rate: str = "bpp") -> pd.DataFrame:  # fmt: skip
+    """Each codec's `columns` at each of `rates`: one row per dataset × codec × target rate.
+
+    Linear in log rate between the two measured points around the target (points sorted by rate, equal rates
+    averaged); NaN where the codec's sweep does not reach the target, never extrapolated. Unlike BD and
+    `bench.bd.winners`, no point is dropped for scoring below a cheaper one: accuracy is noisy, and the value at a
+    rate is what was measured around it.
+    """
+    rows = []
+    for (dataset, codec), points in summary.groupby(["dataset", "codec"], sort=False):
+        points = points[points[rate] > 0].groupby(rate)[columns].mean().sort_index()
+        log_rate = np.log(points.index.to_numpy(float))
+        for target in rates:
+            row = {"dataset": dataset, "codec": codec, rate: target}
+            for column in columns:
+                known = points[column].notna().to_numpy()
+                x, y = log_rate[known], points[column].to_numpy(float)[known]
+                inside = len(x) >= 2 and x[0] <= np.log(target) <= x[-1]
+                row[column] = float(np.interp(np.log(target), x, y)) if inside else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "codec", rate, *columns])
+
+
 def small_samples(summary: pd.DataFrame) -> list[str]:
     """One warning per dataset whose accuracies rest on fewer than `MIN_SCORED` unseen labelled images."""
     warnings = []

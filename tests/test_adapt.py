@@ -34,6 +34,7 @@ def test_protocol_both_scores_every_row_with_a_model_that_never_saw_its_image(tm
     assert "accuracy_adapted" in set(pd.read_csv(out / "bd.csv")["quality_axis"])
     report = (out / "report.md").read_text()
     assert "Two protocols" in report and "adapted accuracy" in report and "rd-eurosat-accuracy_adapted-bpp.png" in report
+    assert "Accuracy at equal rate (fixed / adapted;" in report
     with sqlite3.connect(out / "results.sqlite") as db:  # predictions lost: the saved models are reused
         db.execute("UPDATE results SET predicted_adapted = NULL WHERE codec = 'webp'")
     done = adapt(out, steps=3)

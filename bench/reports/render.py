@@ -19,7 +19,7 @@ from bench.files import write_bytes, write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
-from bench.tables import original_accuracy, scored, small_samples
+from bench.tables import ACCURACY_RATES, at_rates, original_accuracy, scored, small_samples
 from bench.tasks.scores import PROTOCOLS
 
 MAX_FAILURES_LISTED = 200
@@ -120,6 +120,19 @@ def _summary_view(rows: list[dict]) -> dict:
         cells += [fmt(row["encode_ms"], 2), fmt(row["decode_ms"], 2)]
         table.append(cells)
     return {"headers": headers, "rows": table}
+
+
+def _accuracy_at_rates(summary: pd.DataFrame, protocols: list) -> dict | None:
+    """Each codec's accuracy at `ACCURACY_RATES` (`bench.tables.at_rates`), "fixed / adapted" with both protocols."""
+    if not protocols:
+        return None
+    table = at_rates(summary, [f"accuracy{p.suffix}" for p in protocols])
+    rows = []
+    for codec, group in table.groupby("codec", sort=False):
+        values = group[[f"accuracy{p.suffix}" for p in protocols]].to_numpy(float)
+        rows.append([codec, *(" / ".join(fmt(v, 3) for v in at) if np.isfinite(at).any() else "—" for at in values)])
+    return {"headers": ["codec", *(f"{rate:g} bpp" for rate in ACCURACY_RATES)], "rows": rows,
+            "protocols": " / ".join(p.name for p in protocols)}  # fmt: skip
 
 
 def _confusion(frame: pd.DataFrame, summary: pd.DataFrame, anchor: str, plot_dir: Path) -> dict | None:
@@ -238,6 +251,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     counted = run.counted
     measured = set(frame["codec"])
     order = [name for name in run.codec_info if name in measured] + sorted(measured - set(run.codec_info))
+    protocols = [p for p in PROTOCOLS if f"n_scored{p.suffix}" in summary and (summary[f"n_scored{p.suffix}"] > 0).any()]
     datasets = []
     for name in summary["dataset"].unique() if not summary.empty else []:
         rows = frame[frame["dataset"] == name]
@@ -263,6 +277,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "original": originals.loc[name].to_dict() if name in originals.index else None,
                 "confusion": _confusion(frame[frame["dataset"] == name], summary[summary["dataset"] == name],
                                         anchor, run_dir / "plots"),  # fmt: skip
+                "accuracy_at_rates": _accuracy_at_rates(summary[summary["dataset"] == name], protocols),
             }
         )
     failures = frame[frame["error"].notna()]
@@ -289,7 +304,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
         "anchor": anchor,
         "bd_method": method,
         "bootstrap": run.bootstrap,
-        "protocols": [p for p in PROTOCOLS if f"n_scored{p.suffix}" in summary and (summary[f"n_scored{p.suffix}"] > 0).any()],
+        "protocols": protocols,
         "include_seen": run.include_seen,
         "n_seen": int((frame["seen"] == 1).sum()) if "seen" in frame else 0,
         "small_samples": small_samples(summary),
