@@ -214,6 +214,7 @@ def _small_commands(commands, data_help: str) -> None:
     baseline.add_argument("run", type=Path, help="run directory")
     baseline.add_argument("--out", type=Path, help="baseline file (default reports/baseline/<dataset>-<sample|full>.json)")
     baseline.add_argument("--anchor", default=DEFAULT_ANCHOR)
+    baseline.add_argument("--force", action="store_true", help="allow replacing a committed baseline")
 
     check = commands.add_parser("check", help="compare a run with its baseline: exit 0 ok, 1 regression, 2 usage error")
     check.add_argument("run", type=Path, help="run directory")

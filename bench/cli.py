@@ -169,7 +169,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from bench.gate import write_baseline
     from bench.run import Run
 
-    print(f"wrote {write_baseline(Run(args.run), args.out, args.anchor)}")
+    print(f"wrote {write_baseline(Run(args.run), args.out, args.anchor, force=args.force)}")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.assets import ASSET_ROOT, IN_CHECKOUT
+from bench.assets import ASSET_ROOT, IN_CHECKOUT, refuse_committed
 from bench.bd import DEFAULT_ANCHOR, headline, headline_rows
 from bench.metrics import METRICS
 from bench.files import file_part, write_text
@@ -93,11 +93,14 @@ def make_baseline(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict:
     }  # fmt: skip
 
 
-def write_baseline(run: Run, path: Path | None = None, anchor: str = DEFAULT_ANCHOR) -> Path:
+def write_baseline(run: Run, path: Path | None = None, anchor: str = DEFAULT_ANCHOR, *, force: bool = False) -> Path:
+    """Write `run`'s baseline to `path` (default: the committed one of its dataset in a checkout); `CommittedAsset`
+    when that would replace a committed baseline without `force`."""
     run.check_anchor(anchor)
     document = make_baseline(run, anchor)
     # a checkout updates its committed baselines; an installed package writes beside the user, not into itself
     path = Path(path) if path else (BASELINE_DIR if IN_CHECKOUT else Path("reports/baseline")) / f"{document['name']}.json"
+    refuse_committed(path, BASELINE_DIR / path.name, "a committed baseline", force)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(document, indent=1, allow_nan=False, default=float) + "\n")
     return path

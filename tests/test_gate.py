@@ -134,3 +134,20 @@ def test_a_bd_rate_move_inside_the_runs_bootstrap_noise_is_not_a_regression(run_
     baseline.write_text(json.dumps(document))
     assert main(["check", str(run_dir), "--baseline", str(baseline), "--verbose"]) == 0
     assert "within noise" in capsys.readouterr().out
+
+
+def test_the_committed_baseline_is_replaced_only_with_force(run_dir, tmp_path, monkeypatch, capsys):
+    from bench import gate
+
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    monkeypatch.setattr(gate, "BASELINE_DIR", committed)
+    monkeypatch.setattr(gate, "IN_CHECKOUT", True)
+    assert main(["baseline", str(run_dir)]) == 0  # none committed yet: written
+    (path,) = committed.glob("*.json")
+    before = path.read_text()
+    path.write_text(before.replace('"name"', '"name_"', 1))  # tell the files apart
+    assert main(["baseline", str(run_dir)]) == 2
+    assert "is a committed baseline; add --force to replace it" in capsys.readouterr().err
+    assert '"name_"' in path.read_text()
+    assert main(["baseline", str(run_dir), "--force"]) == 0 and path.read_text() == before
