@@ -4,7 +4,7 @@
 # (originals, JPEG q50, WebP q50) for EPOCHS. Selection uses val only. Reruns resume where they stopped.
 # Usage: scripts/train_classifier.sh DATA_DIR [EPOCHS] [SCREEN_EPOCHS] [OUT]
 set -euo pipefail
-data=$1 epochs=${2:-30} screen_epochs=${3:-4} out=${4:-runs/classifier}
+data=$1 epochs=${2:-60} screen_epochs=${3:-4} out=${4:-runs/classifier}
 common=(--data-dir "$data" --threads 1 --cache "$out")
 for net in resnet-s2-48 resnet-s2-64 resnet-s1-32; do
   [ -f "$out/screen-$net/eurosat.json" ] ||
