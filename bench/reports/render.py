@@ -126,10 +126,11 @@ def _accuracy_at_rates(summary: pd.DataFrame, protocols: list) -> dict | None:
     """Each codec's accuracy at `ACCURACY_RATES` (`bench.tables.at_rates`), "fixed / adapted" with both protocols."""
     if not protocols:
         return None
-    table = at_rates(summary, [f"accuracy{p.suffix}" for p in protocols])
+    columns = [f"accuracy{p.suffix}" for p in protocols]
+    table = at_rates(summary, columns)
     rows = []
     for codec, group in table.groupby("codec", sort=False):
-        values = group[[f"accuracy{p.suffix}" for p in protocols]].to_numpy(float)
+        values = group[columns].to_numpy(float)
         rows.append([codec, *(" / ".join(fmt(v, 3) for v in at) if np.isfinite(at).any() else "—" for at in values)])
     return {"headers": ["codec", *(f"{rate:g} bpp" for rate in ACCURACY_RATES)], "rows": rows,
             "protocols": " / ".join(p.name for p in protocols)}  # fmt: skip
