@@ -163,7 +163,9 @@ def _train(commands, data_help: str) -> None:
 
 def _classifier(commands, data_help: str) -> None:
     classifier = commands.add_parser("classifier", help="train the reference land-cover classifier of a dataset")
-    classifier.add_argument("action", choices=["train"])
+    classifier.add_argument("action", choices=["train", "views"],
+                            help="train: train (or resume) one; views: choose a trained one's test-time views on val "
+                                 "(train does this at its end) and write them into its card")
     classifier.add_argument("--dataset", default="eurosat")
     classifier.add_argument("--data-dir", type=Path, help=data_help)
     classifier.add_argument("--out", type=Path, default=Path("runs/classifier"),

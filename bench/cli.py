@@ -112,8 +112,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_classifier(args: argparse.Namespace) -> int:
+    from bench.config import ConfigError
     from bench.tasks import classifier
 
+    if args.action == "views":
+        path = args.out / f"{args.dataset}.pt"
+        if not path.with_suffix(".json").is_file():
+            raise ConfigError(f"--out: no classifier card {path.with_suffix('.json')}")
+        card = classifier.select_views(path, args.data_dir, force=args.force)
+        print(f"{path.with_suffix('.json')}: views {card['views']}; test accuracy {card['test_accuracy']}")
+        return 0
     path = classifier.train(args.dataset, args.data_dir, out=args.out / f"{args.dataset}.pt", network=args.network,
                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             split_seed=args.split_seed, copies=args.copies, threads=args.threads, cache=args.cache,

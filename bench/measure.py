@@ -134,7 +134,7 @@ def evaluate(task: Task) -> list[dict]:
         for group in by_size.values():
             labels = model.predict_remembered([base["image"] for base, _ in group], [r.image for _, r in group])
             for (base, _), label in zip(group, labels):
-                base["predicted_original"] = label
+                base.update(predicted_original=label, classifier=model.identity)
     decoded_rows, cropped = [], set()
     heartbeat()  # reading, preparing and classifying the originals (a fresh worker imports torch) is not a pair
     for codec_name, quality in task.pairs:

@@ -58,6 +58,19 @@ def check_identity(config: SweepConfig, store: ResultStore) -> None:
         raise RunMismatch(f"{config.out} holds a run of another selection: {differ}; use another --out")
 
 
+def check_classifier(config: SweepConfig, store: ResultStore, dataset: str, model: str | None) -> None:
+    """RunMismatch when `store` holds `dataset` predictions by another classifier than `model` is now.
+
+    Accuracy averages predictions over rows: a run resumed after the classifier (or its test-time views) changed
+    would mix two models in one number, so it is refused rather than silently blended.
+    """
+    now = classifier.identity(model) if model else None
+    stored = store.classifiers(dataset) - {now}
+    if now and stored:
+        raise RunMismatch(f"{config.out} holds {dataset} predictions by classifier {', '.join(sorted(stored))}; the "
+                          f"classifier is now {now}: use another --out, or --no-classify to add rows without accuracy")
+
+
 @dataclasses.dataclass
 class SweepSummary:
     """What a sweep did."""
@@ -150,6 +163,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         summary.identities[dataset.name] = dataset.identity()
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
+        check_classifier(config, store, dataset.name, model)
         make_task = functools.partial(Task, dataset.name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir,
                                       gallery=crops.choose(records))  # fmt: skip

@@ -40,6 +40,7 @@ COLUMNS: dict[str, str] = {
     "predicted": "TEXT",
     "predicted_adapted": "TEXT",  # by the classifier adapted to this codec (`bench.tasks.adapt`), when asked for
     "predicted_original": "TEXT",
+    "classifier": "TEXT",  # which classifier made the fixed predictions (`classifier.identity`): one per run
     "note": "TEXT",
     "error": "TEXT",
 }
@@ -135,6 +136,13 @@ class ResultStore:
         """(image, codec, quality) of every row already stored for `dataset`."""
         cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ?", (dataset,))
         return set(cursor.fetchall())
+
+    def classifiers(self, dataset: str) -> set[str]:
+        """The classifiers (`classifier.identity`) whose predictions are stored for `dataset`."""
+        cursor = self._db.execute(
+            "SELECT DISTINCT classifier FROM results WHERE dataset = ? AND classifier IS NOT NULL", (dataset,)
+        )
+        return {identity for (identity,) in cursor}
 
     def changed_images(self, dataset: str, digests: Mapping[str, str | None]) -> set[str]:
         """Images of `dataset` whose stored rows were measured on other file contents than `digests` say."""

@@ -282,8 +282,9 @@ def test_the_report_answers_first_and_shows_a_runnable_command(tmp_path):
     "argv",
     [["datasets", "manifest", "eurosat", "--out", "datasets/manifests/eurosat-seed0.csv"],
      ["classifier", "train", "--out", "codecs/classifier"],
+     ["classifier", "views", "--out", "codecs/classifier"],
      ["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "3", "--out", "codecs"]],
-    ids=["manifest", "classifier", "checkpoint"],
+    ids=["manifest", "classifier", "classifier-views", "checkpoint"],
 )  # fmt: skip
 def test_commands_never_overwrite_a_committed_asset_without_force(argv, capsys, monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
@@ -291,6 +292,11 @@ def test_commands_never_overwrite_a_committed_asset_without_force(argv, capsys, 
     assert main(argv) == 2
     assert "--force" in capsys.readouterr().err
     assert before == {path: path.stat().st_mtime_ns for path in Path("datasets/manifests").glob("*.csv")}
+
+
+def test_classifier_views_without_a_card_names_it(tmp_path, capsys):
+    assert main(["classifier", "views", "--out", str(tmp_path)]) == 2
+    assert f"no classifier card {tmp_path / 'eurosat.json'}" in capsys.readouterr().err
 
 
 def test_a_manifest_goes_to_runs_by_default(tmp_path, monkeypatch):

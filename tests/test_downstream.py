@@ -129,3 +129,57 @@ def test_committed_classifier_reproduces_its_card(shared_datasets):
     accuracy = float(np.mean([p == r.label for p, r in zip(predicted, records)]))
     assert len(records) == card["test_images"]
     assert accuracy == pytest.approx(card["test_accuracy"]["original"], abs=5e-6)  # the card keeps 5 decimals
+
+
+def test_dihedral_views_make_predictions_invariant_to_turns_and_mirrors(toy_classifier):
+    import dataclasses
+
+    tiles = list(np.random.default_rng(0).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8))
+    averaged = dataclasses.replace(toy_classifier, views="dihedral-8")
+    expected = averaged.predict(tiles)
+    assert averaged.predict([np.rot90(t) for t in tiles]) == expected
+    assert averaged.predict([t[:, ::-1] for t in tiles]) == expected
+    # one view is the network alone
+    with torch.no_grad():
+        alone = toy_classifier.model(toy_classifier.inputs(tiles)).argmax(1).tolist()
+    assert toy_classifier.predict(tiles) == [toy_classifier.classes[i] for i in alone]
+
+
+def test_views_are_chosen_on_val_and_written_into_the_card(toy_classifier, labelled_folder):
+    from bench.assets import CommittedAsset
+
+    path = toy_classifier.path
+    card = json.loads(path.with_suffix(".json").read_text())
+    card.update(dataset="eurosat", split_seed=0, val_accuracy={"original": 0.1}, test_accuracy={"original": 0.1})
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(CommittedAsset):  # the fixture's folder stands for the committed one
+        classifier.select_views(path)
+    path.with_suffix(".json").write_text(json.dumps({**card, "dataset": labelled_folder}))  # has val and test tiles
+    card = classifier.select_views(path, force=True)
+    assert card["views"] in classifier.VIEWS and set(card["views_val_accuracy"]) == set(classifier.VIEWS)
+    assert card["val_accuracy"] == card["views_val_accuracy"][card["views"]]
+    assert set(card["test_accuracy"]) == {"original", "jpeg q50", "webp q50"}
+    assert card["val_accuracy_one_view"] == {"original": 0.1}  # the one-view numbers stay beside
+    means = {views: np.mean(list(accuracies.values())) for views, accuracies in card["views_val_accuracy"].items()}
+    best, n_val = max(means.values()), 3 * len(load_dataset(labelled_folder).select("val"))
+    within_one_error = [v for v in classifier.VIEWS if means[v] >= best - np.sqrt(best * (1 - best) / n_val)]
+    assert card["views"] == within_one_error[0]  # the fewest views that are as good as the best, within noise
+    classifier.load.cache_clear()
+    assert classifier.load("eurosat").views == card["views"]
+
+
+def test_a_run_resumed_with_another_classifier_is_refused(toy_classifier, tmp_path):
+    from bench.runner import RunMismatch
+
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path / "run",
+                         limit=6, jobs=1, progress=False)  # fmt: skip
+    sweep(config)
+    assert results(tmp_path / "run")["classifier"].eq(toy_classifier.identity).all()
+    card_path = toy_classifier.path.with_suffix(".json")
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "views": "flips-4"}))
+    classifier.load.cache_clear()
+    more = SweepConfig(**{**config.__dict__, "qualities": {"jpeg": (50.0, 90.0)}})
+    with pytest.raises(RunMismatch, match="views:none.*views:flips-4"):
+        sweep(more)
+    sweep(SweepConfig(**{**more.__dict__, "classify": False}))  # rows without accuracy may still be added
+    assert len(results(tmp_path / "run")) == 12
