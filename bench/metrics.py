@@ -107,12 +107,17 @@ def _add_per_channel(values: np.ndarray, amounts: np.ndarray) -> np.ndarray:
     return values + amounts.astype(values.dtype)
 
 
-def _channel_means(values: np.ndarray) -> np.ndarray:
+def _channel_sums(values: np.ndarray) -> np.ndarray:
+    """Per-channel float64 sums of an H×W×C array (cv2.sumElems: one pass, ~20× NumPy's sum over two axes)."""
     import cv2
 
-    if values.shape[2] <= 4:  # cv2.mean: one pass, ~20× NumPy's mean over the first two axes
-        return np.array(cv2.mean(values)[: values.shape[2]])
-    return values.mean(axis=(0, 1))
+    if values.shape[2] <= 4:
+        return np.array(cv2.sumElems(values)[: values.shape[2]])
+    return values.sum(axis=(0, 1), dtype=np.float64)
+
+
+def _channel_means(values: np.ndarray) -> np.ndarray:
+    return _channel_sums(values) / (values.shape[0] * values.shape[1])
 
 
 def _times(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -250,28 +255,18 @@ def _ssim_means(scale: _Scale, error: np.ndarray, *, with_luminance: bool) -> tu
     for top in range(0, height, _STRIP_ROWS):
         rows = slice(top, min(top + _STRIP_ROWS, height))
         luminance, contrast = _ssim_factors(scale, error, offset, rows, with_luminance=with_luminance)
-        contrast_sum += _channel_sums(contrast)
+        contrast_sum += _channel_sums(contrast[:, _RADIUS:-_RADIUS])
         if with_luminance:
-            ssim_sum += _channel_sums(_times(luminance, contrast))
+            ssim_sum += _channel_sums(_times(luminance, contrast)[:, _RADIUS:-_RADIUS])
     count = height * (error.shape[1] - 2 * _RADIUS)
     return (ssim_sum / count if with_luminance else None), contrast_sum / count
-
-
-def _channel_sums(strip: np.ndarray) -> np.ndarray:
-    """Per-channel sums of a strip of valid rows over its valid columns."""
-    import cv2
-
-    columns = strip[:, _RADIUS:-_RADIUS]
-    if strip.shape[2] <= 4:
-        return np.array(cv2.sumElems(columns)[: strip.shape[2]])
-    return columns.sum(axis=(0, 1), dtype=np.float64)
 
 
 def _ssim_factors(scale: _Scale, error: np.ndarray, offset: np.ndarray, rows: slice, *,
                   with_luminance: bool) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
     """The luminance (None unless `with_luminance`) and contrast-structure maps of original + `error` at one
-    scale, on valid rows `rows` (counted from the first valid row) and every column (`_channel_sums` leaves
-    out the 5 invalid ones at each side).
+    scale, on valid rows `rows` (counted from the first valid row) and every column (the callers leave out
+    the 5 invalid ones at each side).
 
     Each as a ratio n / (n + d) with no cancellation beyond the textbook formula's own: as 1 − d / (n + d), a
     small factor (very unlike images) would lose its digits in float32.
