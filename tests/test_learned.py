@@ -307,3 +307,29 @@ def test_a_checkpoint_trained_into_a_folder_is_used_through_weights_dir_before_t
 
     version = pd.read_csv(out / "results.csv")["codec_version"].iloc[0]
     assert "cvae-q3.pt" in version and checkpoints.sha256_of(resolved[3].path)[:8] in version
+
+
+def _committed_cards_trained_on_a_gpu() -> list:
+    cards = sorted(checkpoints.COMMITTED_DIR.glob("*/*-q*.json"))
+    return [path for path in cards if "--device cuda" in json.loads(path.read_text()).get("command", "")]
+
+
+@pytest.mark.parametrize("card_path", _committed_cards_trained_on_a_gpu(), ids=lambda path: path.stem)
+def test_a_checkpoint_trained_on_a_gpu_codes_bit_exactly_on_the_cpu(card_path, tiles, tmp_path):
+    """Streams are made and read on the CPU: a GPU-trained network's entropy tables are built there when it is saved."""
+    import hashlib
+
+    card = json.loads(card_path.read_text())
+    streams = learned.encode_batch(card["arch"], tiles, card["quality"])
+    assert learned.encode_batch(card["arch"], tiles, card["quality"]) == streams  # deterministic
+    decoded = learned.decode_batch(streams)
+    for index, (image, stream) in enumerate(zip(decoded, streams)):
+        (tmp_path / f"{index}.bin").write_bytes(stream)
+        assert metrics.psnr(tiles[index], image) > 25  # the network, not noise
+    script = (
+        "import sys, hashlib; from bench.codecs import learned; "
+        "print(' '.join(hashlib.sha256(learned.decode(open(p, 'rb').read()).tobytes()).hexdigest() for p in sys.argv[1:]))"
+    )
+    paths = [str(tmp_path / f"{index}.bin") for index in range(len(streams))]
+    done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [hashlib.sha256(image.tobytes()).hexdigest() for image in decoded]
