@@ -67,7 +67,7 @@ def check_classifier(config: SweepConfig, store: ResultStore, dataset: str, mode
     now = classifier.identity(model) if model else None
     stored = store.classifiers(dataset) - {now}
     if now and stored:
-        raise RunMismatch(f"{config.out} holds {dataset} predictions by classifier {', '.join(sorted(stored))}; the "
+        raise RunMismatch(f"{config.out} holds {dataset} predictions by {', '.join(sorted(stored))}; the "
                           f"classifier is now {now}: use another --out, or --no-classify to add rows without accuracy")
 
 

@@ -46,6 +46,7 @@ COLUMNS: dict[str, str] = {
 }
 _DTYPES = {"TEXT": "object", "REAL": "float64", "INTEGER": "Int64"}  # Int64: integers that may be NULL
 KEY = ("dataset", "image", "codec", "quality")
+UNRECORDED = "an unrecorded classifier (rows written before predictions were tagged)"
 REPRODUCIBLE = (*KEY, "label", "split", "seen", "image_sha256", "bytes", "header_bytes", *METRICS, "error")
 """Columns that the same work gives again exactly, on any executor (timings, by nature, are not among them)."""
 
@@ -138,9 +139,11 @@ class ResultStore:
         return set(cursor.fetchall())
 
     def classifiers(self, dataset: str) -> set[str]:
-        """The classifiers (`classifier.identity`) whose predictions are stored for `dataset`."""
+        """The classifiers (`classifier.identity`) whose predictions are stored for `dataset`; `UNRECORDED` stands
+        for predictions written before rows named their classifier."""
         cursor = self._db.execute(
-            "SELECT DISTINCT classifier FROM results WHERE dataset = ? AND classifier IS NOT NULL", (dataset,)
+            "SELECT DISTINCT COALESCE(classifier, ?) FROM results WHERE dataset = ? AND predicted_original IS NOT NULL",
+            (UNRECORDED, dataset),
         )
         return {identity for (identity,) in cursor}
 

@@ -183,3 +183,9 @@ def test_a_run_resumed_with_another_classifier_is_refused(toy_classifier, tmp_pa
         sweep(more)
     sweep(SweepConfig(**{**more.__dict__, "classify": False}))  # rows without accuracy may still be added
     assert len(results(tmp_path / "run")) == 12
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "run" / "results.sqlite") as db:  # as written before rows named their classifier
+        db.execute("UPDATE results SET classifier = NULL")
+    with pytest.raises(RunMismatch, match="unrecorded classifier"):
+        sweep(SweepConfig(**{**more.__dict__, "qualities": {"jpeg": (30.0,)}}))
