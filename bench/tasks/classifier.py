@@ -94,6 +94,14 @@ def _view(images: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
     return images[:, :, ::-1] if mirrored else images
 
 
+def _normalised(images: np.ndarray, mean, std):
+    """N×H×W×3 uint8 images as the network's normalised N×3×H×W float tensor."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]
+
+
 def _probabilities(model, x: np.ndarray, mean, std, views: str):
     """Softmax of `model` on N×H×W×3 uint8 `x`, averaged over the test-time `views`."""
     import torch
@@ -101,9 +109,7 @@ def _probabilities(model, x: np.ndarray, mean, std, views: str):
     total = 0
     with torch.no_grad():
         for turns, mirrored in VIEWS[views]:
-            batch = torch.from_numpy(np.ascontiguousarray(_view(x, turns, mirrored))).permute(0, 3, 1, 2).float() / 255.0
-            batch = (batch - torch.as_tensor(mean)[None, :, None, None]) / torch.as_tensor(std)[None, :, None, None]
-            total = total + torch.softmax(model(batch), 1)
+            total = total + torch.softmax(model(_normalised(_view(x, turns, mirrored), mean, std)), 1)
     return total / len(VIEWS[views])
 
 
@@ -122,10 +128,7 @@ class Classifier:
 
     def inputs(self, images) -> object:
         """H×W×3 uint8 images of equal size as the network's normalised N×3×H×W float tensor."""
-        import torch
-
-        x = torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - torch.from_numpy(self.mean)[None, :, None, None]) / torch.from_numpy(self.std)[None, :, None, None]
+        return _normalised(np.stack(images), self.mean, self.std)
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
         """Class names predicted for H×W×3 uint8 images of equal size (softmax averaged over the card's views)."""
