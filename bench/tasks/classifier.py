@@ -296,17 +296,15 @@ def select_views(path: Path, data_dir: Path | None = None, *, force: bool = Fals
     best (the one-standard-error rule). The test split is then scored once, with the chosen views; the card keeps
     the one-view accuracies beside. The committed classifier's card changes only with `force`.
     """
-    import torch
-
     from bench.datasets import load_dataset
 
     path = Path(path)
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text())
     refuse_committed(path, path_for(card["dataset"]), "the committed reference classifier", force)
-    model = _from_card(path, card).model
+    loaded = _from_card(path, card)
+    model, mean, std = loaded.model, loaded.mean, loaded.std
     dataset = load_dataset(card["dataset"], data_dir)
-    mean, std = torch.tensor(card["mean"]), torch.tensor(card["std"])
     classes = list(card["classes"])
     val_x, val_y = _arrays(dataset, "val", card["split_seed"], classes)
     val_probes = _probe_sets(val_x)
