@@ -141,6 +141,7 @@ def _train(commands, data_help: str) -> None:
     trainer.add_argument("--data-dir", type=Path, help=data_help)
     trainer.add_argument("--channels", type=int, default=64, help="N: channels of the transforms")
     trainer.add_argument("--latent-channels", type=int, default=96, help="M: latent channels")
+    trainer.add_argument("--stages", type=int, help="cvae: stride-2 stages per transform (default 4: 16× down-sampling)")
     trainer.add_argument("--steps", type=int, default=10_000)
     trainer.add_argument("--batch-size", type=int, default=16)
     trainer.add_argument("--lr", type=float, default=1e-4)

@@ -98,9 +98,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.arch not in ARCHITECTURES:
         raise UsageError(f"unknown architecture {args.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    try:
+        config = ARCHITECTURES[args.arch].config(args.channels, args.latent_channels, args.stages)
+    except ValueError as exc:
+        raise UsageError(f"--stages: {args.arch}: {exc}") from None
     settings = TrainConfig(
         arch=args.arch, lmbda=args.lmbda, quality=args.quality, dataset=args.dataset, data_dir=args.data_dir,
-        config=ARCHITECTURES[args.arch].config(args.channels, args.latent_channels), split_seed=args.split_seed,
+        config=config, split_seed=args.split_seed,
         seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, val_every=args.val_every,
         init=args.init, out=args.out, force=args.force, work=args.work, threads=args.threads,
         device=args.device, lambda_class=args.lambda_class, lambda_rec=args.lambda_rec,

@@ -61,6 +61,8 @@ def load_split(config: TrainConfig, split: str, limit: int | None = None) -> tup
     """The `split` images of the dataset as one N×H×W×3 uint8 array (equal-size tiles) and class indices."""
     dataset = load_dataset(config.dataset, config.data_dir)
     records = dataset.select(split, limit, config.split_seed)
+    if not records:
+        raise ConfigError(f"{config.dataset}: its {split} split is empty in {dataset.source}; pass --data-dir with the whole dataset")
     classes = dataset.classes
     labels = np.array([classes.index(r.label) if r.label in classes else -1 for r in records])
     return np.stack([read_rgb(r.path)[0] for r in records]), labels

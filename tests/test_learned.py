@@ -268,18 +268,47 @@ def test_latent_classification_runs_on_real_bitstreams(codec, monkeypatch, tmp_p
 
 
 @pytest.mark.parametrize(
-    "arch, config, channels",
-    [("cvae", {"channels": 8, "latent_channels": 12}, 12), ("bmshj2018-hyperprior", {"N": 8, "M": 10}, 10),
-     ("mbt2018-mean", {"N": 8, "M": 10}, 10)],
+    "arch, config, channels, factor",
+    [("cvae", {"channels": 8, "latent_channels": 12}, 12, 16), ("cvae", {"channels": 8, "latent_channels": 12, "stages": 3}, 12, 8),
+     ("bmshj2018-hyperprior", {"N": 8, "M": 10}, 10, 16), ("mbt2018-mean", {"N": 8, "M": 10}, 10, 16)],
 )  # fmt: skip
-def test_latent_shapes_across_architectures(tmp_path, monkeypatch, tiles, arch, config, channels):
+def test_latent_shapes_across_architectures(tmp_path, monkeypatch, tiles, arch, config, channels, factor):
     monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
     learned.model_from_checkpoint.cache_clear()
     _write_checkpoint(tmp_path, arch, 1, config)
     data = learned.encode_batch(arch, [tiles[0]], 1)[0]
-    factor = 16  # ŷ is the image down-sampled 16×, whatever the hyperprior's own factor
+    # ŷ is the image down-sampled by g_a's stride (a hyperprior's own factor, 64, only pads the image)
     assert learned.decode_latent(data).shape == (channels, 64 // factor, 64 // factor)
     learned.model_from_checkpoint.cache_clear()
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+def test_cvae_with_fewer_stages_codes_and_decodes_odd_sizes(tmp_path, monkeypatch, stages):
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
+    learned.model_from_checkpoint.cache_clear()
+    _write_checkpoint(tmp_path, "cvae", 1, {"channels": 8, "latent_channels": 8, "stages": stages})
+    image = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    data = learned.encode_batch("cvae", [image], 1)[0]
+    assert learned.decode(data).shape == image.shape
+    assert learned.load_model("cvae", 1).downsampling_factor == 2**stages
+    learned.model_from_checkpoint.cache_clear()
+
+
+def test_stages_are_refused_for_an_architecture_with_fixed_down_sampling(capsys):
+    from bench.cli import main
+
+    assert main(["train", "--arch", "bmshj2018-factorized", "--lmbda", "0.01", "--quality", "1", "--stages", "3"]) == 2
+    assert "--stages: bmshj2018-factorized: its down-sampling is fixed" in capsys.readouterr().err
+    assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--stages", "0"]) == 2
+    assert "--stages: cvae: must be ≥ 1, not 0" in capsys.readouterr().err
+
+
+def test_training_without_train_images_names_the_dataset_and_split(capsys, monkeypatch):
+    from bench.cli import main
+
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--steps", "1"]) == 2  # the sample is test-only
+    assert "eurosat: its train split is empty" in capsys.readouterr().err
 
 
 def test_training_on_cuda_without_a_gpu_is_a_clear_usage_error(capsys):

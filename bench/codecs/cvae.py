@@ -32,25 +32,23 @@ from compressai.models import CompressionModel  # noqa: E402
 class CVAE(CompressionModel):
     """Encoder/decoder without normalisation layers and a factorized entropy bottleneck."""
 
-    def __init__(self, channels: int = 64, latent_channels: int = 96):
+    def __init__(self, channels: int = 64, latent_channels: int = 96, stages: int = 4):
         super().__init__()
-        self.channels, self.latent_channels = channels, latent_channels
+        if stages < 1:
+            raise ValueError(f"stages must be ≥ 1, not {stages}")
+        self.channels, self.latent_channels, self.stages = channels, latent_channels, stages
         self.entropy_bottleneck = EntropyBottleneck(latent_channels)
-        n, m = channels, latent_channels
-        self.g_a = nn.Sequential(
-            conv(3, n), nn.LeakyReLU(), conv(n, n), nn.LeakyReLU(), conv(n, n), nn.LeakyReLU(), conv(n, m)
-        )
-        self.g_s = nn.Sequential(
-            deconv(m, n), nn.LeakyReLU(), deconv(n, n), nn.LeakyReLU(), deconv(n, n), nn.LeakyReLU(), deconv(n, 3)
-        )
+        widths = [3] + [channels] * (stages - 1) + [latent_channels]
+        self.g_a = _chain([conv(a, b) for a, b in zip(widths, widths[1:])])
+        self.g_s = _chain([deconv(b, a) for a, b in reversed(list(zip(widths, widths[1:])))])
 
     @property
     def downsampling_factor(self) -> int:
-        return 2**4
+        return 2**self.stages
 
     @property
     def config(self) -> dict:
-        return {"channels": self.channels, "latent_channels": self.latent_channels}
+        return {"channels": self.channels, "latent_channels": self.latent_channels, "stages": self.stages}
 
     def forward(self, x: Tensor) -> dict:
         y = self.g_a(x)
@@ -64,3 +62,11 @@ class CVAE(CompressionModel):
     def decompress(self, strings: list, shape) -> dict:
         y_hat = self.entropy_bottleneck.decompress(strings[0], shape)
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+
+
+def _chain(layers: list[nn.Module]) -> nn.Sequential:
+    """The layers with a LeakyReLU between each two (none after the last)."""
+    modules: list[nn.Module] = []
+    for layer in layers:
+        modules += [layer, nn.LeakyReLU()]
+    return nn.Sequential(*modules[:-1])

@@ -33,7 +33,13 @@ from bench.codecs.base import Codec, CodecUnavailable, Image
 HEADER_BYTES = 6
 
 
-def _n_m(channels: int, latent_channels: int) -> dict:
+def _fixed_stages(stages: int | None) -> None:
+    if stages is not None:
+        raise ValueError("its down-sampling is fixed (stages apply to cvae and cvae-task only)")
+
+
+def _n_m(channels: int, latent_channels: int, stages: int | None) -> dict:
+    _fixed_stages(stages)
     return {"N": channels, "M": latent_channels}
 
 
@@ -45,12 +51,15 @@ class Architecture:
     stream_id: int
     description: str
     build: Callable[[dict], object] = dataclasses.field(repr=False)
-    sizes: Callable[[int, int], dict] = dataclasses.field(default=_n_m, repr=False)
-    """(transform channels, latent channels) → the constructor's keyword arguments."""
+    sizes: Callable[[int, int, int | None], dict] = dataclasses.field(default=_n_m, repr=False)
+    """(transform channels, latent channels, stride-2 stages or None) → the constructor's keyword arguments."""
 
-    def config(self, channels: int, latent_channels: int) -> dict:
-        """The constructor arguments of a model with these transform and latent channel counts."""
-        return self.sizes(channels, latent_channels)
+    def config(self, channels: int, latent_channels: int, stages: int | None = None) -> dict:
+        """The constructor arguments of a model with these channel counts (and down-sampling stages, where variable).
+
+        Raises ValueError for stages on an architecture whose down-sampling is fixed.
+        """
+        return self.sizes(channels, latent_channels, stages)
 
 
 def _compressai_model(name: str) -> Callable[[dict], object]:
@@ -71,11 +80,14 @@ def _cvae(config: dict):
     return CVAE(**config)
 
 
-def _cvae_sizes(channels: int, latent_channels: int) -> dict:
-    return {"channels": channels, "latent_channels": latent_channels}
+def _cvae_sizes(channels: int, latent_channels: int, stages: int | None) -> dict:
+    if stages is not None and stages < 1:
+        raise ValueError(f"must be ≥ 1, not {stages}")
+    return {"channels": channels, "latent_channels": latent_channels, "stages": stages or 4}
 
 
-def _n_only(channels: int, latent_channels: int) -> dict:  # cheng2020: M = N
+def _n_only(channels: int, latent_channels: int, stages: int | None) -> dict:  # cheng2020: M = N
+    _fixed_stages(stages)
     return {"N": channels}
 
 
