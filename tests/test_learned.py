@@ -260,10 +260,15 @@ def test_latent_classification_runs_on_real_bitstreams(codec, monkeypatch, tmp_p
     monkeypatch.setitem(registry.CODECS, "cvae", codec)
     monkeypatch.setattr(classifier, "CLASSIFIER_DIR", tmp_path / "none")
     classifier.load.cache_clear()
-    outcome = latent.evaluate_latents("cvae", 2, labelled_folder, epochs=2, limit=60)
-    result = outcome["result"]
-    assert result["latent_shape"] == [8, 4, 4] and result["test_images"] == len(outcome["labels"])
+    (result,) = latent.evaluate_into_run(tmp_path / "run", "cvae", [2], labelled_folder, epochs=2, limit=60)
+    assert result["latent_shape"] == [8, 4, 4] and result["train_images"] == 60
     assert 0 <= result["latent_accuracy"] <= 1 and result["latent_decode_ms"] > 0
+    from bench.reports.render import write_reports
+    from bench.run import Run
+
+    report = write_reports(Run(tmp_path / "run"))["report.md"].read_text()  # the table names what the head trained on
+    assert "| cvae | 2 |" in report and f"| 60 | {result['test_images']} | 8×4×4 |" in report
+    assert "the best of 5 alternating\nrounds over the first 200 test streams" in report
     classifier.load.cache_clear()
 
 
@@ -362,3 +367,21 @@ def test_a_checkpoint_trained_on_a_gpu_codes_bit_exactly_on_the_cpu(card_path, t
     paths = [str(tmp_path / f"{index}.bin") for index in range(len(streams))]
     done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, check=True)
     assert done.stdout.split() == [hashlib.sha256(image.tobytes()).hexdigest() for image in decoded]
+
+
+def test_decode_timing_is_the_best_round_per_stream_with_decoders_taking_turns(monkeypatch):
+    from bench.tasks import latent
+
+    clock, calls = [0.0], []
+    monkeypatch.setattr(latent.time, "perf_counter", lambda: clock[0])
+
+    def decoder(name, seconds):  # the first round is disturbed by other load: 10× slower
+        def decode(stream):
+            calls.append(name)
+            clock[0] += seconds * (10 if calls.count(name) <= 2 else 1)
+
+        return decode
+
+    full, partial = latent.best_seconds_per_stream([decoder("full", 0.004), decoder("latent", 0.001)], [b"a", b"b"], rounds=3)
+    assert full == pytest.approx(0.004) and partial == pytest.approx(0.001)
+    assert calls == ["full", "full", "latent", "latent"] * 3  # alternating rounds

@@ -20,6 +20,7 @@ from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
 from bench.tables import ACCURACY_RATES, at_rates, original_accuracy, scored, small_samples
+from bench.tasks.latent import TIMED_STREAMS, TIMING_ROUNDS
 from bench.tasks.scores import PROTOCOLS
 
 MAX_FAILURES_LISTED = 200
@@ -312,6 +313,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
         "rate_labels": RATE_LABELS,
         "gallery_bpp": GALLERY_BPP,
         "latent": latent_rows,
+        "latent_timing": {"rounds": TIMING_ROUNDS, "streams": TIMED_STREAMS},
     }
 
 
