@@ -71,6 +71,20 @@ def check_classifier(config: SweepConfig, store: ResultStore, dataset: str, mode
                           f"classifier is now {now}: use another --out, or --no-classify to add rows without accuracy")
 
 
+def check_codec_versions(config: SweepConfig, store: ResultStore, dataset: str, codecs: list) -> None:
+    """RunMismatch when `store` holds `dataset` rows of one of `codecs` made by another version than it is now.
+
+    A codec's means average its rows: a run resumed after its library or a checkpoint changed would blend two codecs
+    under one name, so it is refused rather than silently mixed.
+    """
+    stored = store.codec_versions(dataset)
+    for codec in codecs:
+        other = stored.get(codec.name, set()) - {codec.version}
+        if other:
+            raise RunMismatch(f"{config.out} holds {dataset} rows of {codec.name} made by {' and '.join(sorted(other))}; "
+                              f"it is now {codec.version}: use another --out")  # fmt: skip
+
+
 @dataclasses.dataclass
 class SweepSummary:
     """What a sweep did."""
@@ -164,6 +178,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         check_classifier(config, store, dataset.name, model)
+        check_codec_versions(config, store, dataset.name, codecs)
         make_task = functools.partial(Task, dataset.name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir,
                                       gallery=crops.choose(records))  # fmt: skip

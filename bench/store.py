@@ -147,6 +147,17 @@ class ResultStore:
         )
         return {identity for (identity,) in cursor}
 
+    def codec_versions(self, dataset: str) -> dict[str, set[str]]:
+        """Codec → the versions (`Codec.version`: library, and for learned codecs their checkpoints) of its stored
+        rows of `dataset`."""
+        cursor = self._db.execute(
+            "SELECT DISTINCT codec, codec_version FROM results WHERE dataset = ? AND codec_version IS NOT NULL", (dataset,)
+        )
+        versions: dict[str, set[str]] = {}
+        for codec, version in cursor:
+            versions.setdefault(codec, set()).add(version)
+        return versions
+
     def changed_images(self, dataset: str, digests: Mapping[str, str | None]) -> set[str]:
         """Images of `dataset` whose stored rows were measured on other file contents than `digests` say."""
         cursor = self._db.execute(

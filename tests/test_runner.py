@@ -265,3 +265,20 @@ def test_an_image_replaced_between_runs_is_measured_again(tmp_path):
     assert after.loc[tiles[0].name, "image_sha256"] != before.loc[tiles[0].name, "image_sha256"]
     assert after.loc[tiles[0].name, "bytes"] != before.loc[tiles[0].name, "bytes"]
     assert (after.loc[[t.name for t in tiles[1:]], "encode_s"] == before.loc[[t.name for t in tiles[1:]], "encode_s"]).all()
+
+
+def test_a_run_resumed_after_a_codec_changed_is_refused(tmp_path, monkeypatch):
+    import dataclasses
+
+    from bench import codecs
+    from bench.runner import RunMismatch
+
+    sweep(_config(tmp_path, codecs=["jpeg", "webp"], limit=2))
+    rows = len(results(tmp_path))
+    changed = dataclasses.replace(get_codec("jpeg"), library_version=lambda: "libjpeg-turbo 99")
+    monkeypatch.setitem(codecs.CODECS, "jpeg", changed)
+    with pytest.raises(RunMismatch, match=r"rows of jpeg made by .*; it is now libjpeg-turbo 99: use another --out"):
+        sweep(_config(tmp_path, codecs=["jpeg"], limit=2, qualities={"jpeg": (51.0,)}))
+    assert len(results(tmp_path)) == rows  # nothing blended in
+    sweep(_config(tmp_path, codecs=["webp"], limit=2, qualities={"webp": (51.0,)}))  # the unchanged codec resumes
+    assert len(results(tmp_path)) == rows + 2
