@@ -19,8 +19,10 @@ declare -A sizes=([cvae]="--stages 3 --latent-channels 96")
 common=(--arch "$arch" --data-dir "$data" --threads 1 --device "${DEVICE:-cpu}" --batch-size 16 --val-every 500 --channels 64
         ${sizes[$arch]:---latent-channels 192} --out "$out" --work "$work/$arch")
 # CompressAI's ladder (q1–q8), then q9 = 2 × q8 and q10 = 2 × q9 beyond it: at N=64 the q8 model ends near 1.1 bpp /
-# 37.7 dB on EuroSAT, below the ≥ 1.5 bpp / ≥ 38 dB top the comparison with BPG and WebP needs.
-declare -A lmbda=([1]=0.0018 [3]=0.0067 [4]=0.0130 [5]=0.025 [6]=0.0483 [7]=0.0932 [8]=0.18 [9]=0.36 [10]=0.72)
+# 37.7 dB on EuroSAT, below the ≥ 1.5 bpp / ≥ 38 dB top the comparison with BPG and WebP needs. q0 = q1 / 2 and
+# q11 = 2 × q10 extend a ladder whose ends fall short of ≤ 0.15 bpp or ≥ 38 dB (LOWER="3 1 0", UPPER="7 9 10 11").
+declare -A lmbda=([0]=0.0009 [1]=0.0018 [3]=0.0067 [4]=0.0130 [5]=0.025 [6]=0.0483 [7]=0.0932 [8]=0.18 [9]=0.36 [10]=0.72
+                  [11]=1.44)
 point() {  # quality, steps, lr, [init quality]
   local q=$1 steps=$2 lr=$3 init=${4:-}
   [ -f "$out/$arch/$arch-q$q.json" ] && return 0

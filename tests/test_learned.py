@@ -110,7 +110,7 @@ def test_truncated_or_corrupt_stream_is_a_clear_error(codec, tiles):
 
 
 def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
-    from bench.train import TrainConfig, train
+    from bench.train import TrainConfig, selected_step, train
 
     config = TrainConfig(arch="cvae", lmbda=0.01, quality=1, config={"channels": 8, "latent_channels": 8},
                          dataset=labelled_folder,
@@ -119,10 +119,19 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
     path = train(config)
     card = json.loads(path.with_suffix(".json").read_text())
     state = torch.load(tmp_path / "work" / "cvae-q1.last.pt", weights_only=True)
-    assert card["selected_step"] == state["best_step"]
+    assert card["selected_step"] == selected_step(card["val_curve"])
     assert state["best"] < _initial_val_loss(config)
     assert card["val_bpp"] > 0 and card["sha256"] == checkpoints.sha256_of(path)
     assert [row["step"] for row in card["val_curve"]] == [15, 30] and card["val_curve"][-1]["psnr"] > 0
+
+
+def test_training_keeps_the_last_state_unless_it_is_measurably_worse_than_the_best():
+    from bench.train import selected_step
+
+    flat = [{"step": 500, "loss": 0.3524}, {"step": 1000, "loss": 0.3531}, {"step": 1500, "loss": 0.3539}]
+    assert selected_step(flat) == 1500  # within 0.5% of the best: the rate is still walking to its operating point
+    worse = [*flat[:2], {"step": 1500, "loss": 0.3600}]
+    assert selected_step(worse) == 500 and selected_step(worse, tolerance=0.03) == 1500
 
 
 def _initial_val_loss(config) -> float:
