@@ -20,9 +20,10 @@ common=(--arch "$arch" --data-dir "$data" --threads 1 --device "${DEVICE:-cpu}" 
         ${sizes[$arch]:---latent-channels 192} --out "$out" --work "$work/$arch")
 # CompressAI's ladder (q1–q8), then q9 = 2 × q8 and q10 = 2 × q9 beyond it: at N=64 the q8 model ends near 1.1 bpp /
 # 37.7 dB on EuroSAT, below the ≥ 1.5 bpp / ≥ 38 dB top the comparison with BPG and WebP needs. q0 = q1 / 2 and
-# q11 = 2 × q10 extend a ladder whose ends fall short of ≤ 0.15 bpp or ≥ 38 dB (LOWER="3 1 0", UPPER="7 9 10 11").
+# q11 = 2 × q10, q12 = 2 × q11 extend a ladder whose ends fall short of ≤ 0.15 bpp or ≥ 38 dB (LOWER="3 1 0",
+# UPPER="7 9 10 11 12").
 declare -A lmbda=([0]=0.0009 [1]=0.0018 [3]=0.0067 [4]=0.0130 [5]=0.025 [6]=0.0483 [7]=0.0932 [8]=0.18 [9]=0.36 [10]=0.72
-                  [11]=1.44)
+                  [11]=1.44 [12]=2.88)
 point() {  # quality, steps, lr, [init quality]
   local q=$1 steps=$2 lr=$3 init=${4:-}
   [ -f "$out/$arch/$arch-q$q.json" ] && return 0
@@ -36,7 +37,7 @@ branch() {  # qualities, each fine-tuned from the one before it (the first from 
     init=$q
   done
 }
-upper=${UPPER:-6 7 8 9 10} lower=${LOWER:-4 3 1}
+upper=${UPPER-6 7 8 9 10} lower=${LOWER-4 3 1}  # set but empty: that branch is skipped
 point 5 "$base_steps" 1e-4
 if [ "${PARALLEL:-0}" = 1 ]; then
   branch $upper & upper_pid=$!
