@@ -146,7 +146,7 @@ def evaluate(task: Task) -> list[dict]:
             else:
                 measured = [measure(codec, reference, quality) for reference in references]
             for (base, reference), result in zip(group, measured):
-                row = {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version, **result.values}
+                row = {**base, "codec": codec_name, "quality": quality, "codec_version": codec.version_at(quality), **result.values}
                 rows.append(row)
                 if result.decoded is not None:
                     decoded_rows.append((row, result.decoded))

@@ -72,17 +72,19 @@ def check_classifier(config: SweepConfig, store: ResultStore, dataset: str, mode
 
 
 def check_codec_versions(config: SweepConfig, store: ResultStore, dataset: str, codecs: list) -> None:
-    """RunMismatch when `store` holds `dataset` rows of one of `codecs` made by another version than it is now.
+    """RunMismatch when `store` holds `dataset` rows of one of `codecs` made by another version of that point than
+    the codec has now (`Codec.version_at`: its library, and a learned codec's checkpoint of that quality).
 
-    A codec's means average its rows: a run resumed after its library or a checkpoint changed would blend two codecs
-    under one name, so it is refused rather than silently mixed.
+    A codec's curve averages its rows: a run resumed after the codec's library or one of its checkpoints changed
+    would blend two codecs under one name, so it is refused rather than silently mixed. A checkpoint added for a new
+    quality leaves the stored rows valid.
     """
-    stored = store.codec_versions(dataset)
-    for codec in codecs:
-        other = stored.get(codec.name, set()) - {codec.version}
+    for (name, quality), versions in sorted(store.codec_versions(dataset).items()):
+        codec = next((codec for codec in codecs if codec.name == name), None)
+        other = versions - {codec.version_at(quality)} if codec is not None else set()
         if other:
-            raise RunMismatch(f"{config.out} holds {dataset} rows of {codec.name} made by {' and '.join(sorted(other))}; "
-                              f"it is now {codec.version}: use another --out")  # fmt: skip
+            raise RunMismatch(f"{config.out} holds {dataset} rows of {name} {quality:g} made by "
+                              f"{' and '.join(sorted(other))}; it is now {codec.version_at(quality)}: use another --out")  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -178,12 +180,12 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         check_classifier(config, store, dataset.name, model)
-        check_codec_versions(config, store, dataset.name, codecs)
         make_task = functools.partial(Task, dataset.name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir,
                                       gallery=crops.choose(records))  # fmt: skip
         done = store.done(dataset.name)
         wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
+        check_codec_versions(config, store, dataset.name, codecs)
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)

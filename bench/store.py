@@ -147,15 +147,16 @@ class ResultStore:
         )
         return {identity for (identity,) in cursor}
 
-    def codec_versions(self, dataset: str) -> dict[str, set[str]]:
-        """Codec → the versions (`Codec.version`: library, and for learned codecs their checkpoints) of its stored
-        rows of `dataset`."""
+    def codec_versions(self, dataset: str) -> dict[tuple[str, float], set[str]]:
+        """(codec, quality) → the versions (`Codec.version_at`: the library, and a learned codec's checkpoint) of its
+        stored rows of `dataset`."""
         cursor = self._db.execute(
-            "SELECT DISTINCT codec, codec_version FROM results WHERE dataset = ? AND codec_version IS NOT NULL", (dataset,)
+            "SELECT DISTINCT codec, quality, codec_version FROM results WHERE dataset = ? AND codec_version IS NOT NULL",
+            (dataset,),
         )
-        versions: dict[str, set[str]] = {}
-        for codec, version in cursor:
-            versions.setdefault(codec, set()).add(version)
+        versions: dict[tuple[str, float], set[str]] = {}
+        for codec, quality, version in cursor:
+            versions.setdefault((codec, float(quality)), set()).add(version)
         return versions
 
     def changed_images(self, dataset: str, digests: Mapping[str, str | None]) -> set[str]:

@@ -394,3 +394,26 @@ def test_decode_timing_is_the_best_round_per_stream_with_decoders_taking_turns(m
     full, partial = latent.best_seconds_per_stream([decoder("full", 0.004), decoder("latent", 0.001)], [b"a", b"b"], rounds=3)
     assert full == pytest.approx(0.004) and partial == pytest.approx(0.001)
     assert calls == ["full", "full", "latent", "latent"] * 3  # alternating rounds
+
+
+def test_a_new_checkpoint_quality_resumes_a_run_and_a_replaced_one_is_refused(codecs_dir, tmp_path, monkeypatch):
+    from bench import codecs as registry
+    from bench.runner import RunMismatch, SweepConfig, sweep
+    from bench.tables import results
+
+    def config(*qualities):
+        monkeypatch.setitem(registry.CODECS, "cvae", learned.make_codec(learned.ARCHITECTURES["cvae"]))
+        learned._point_version.cache_clear()
+        return SweepConfig(datasets=["eurosat"], codecs=["cvae"], qualities={"cvae": qualities}, out=tmp_path / "run",
+                           limit=2, jobs=1, progress=False, classify=False)  # fmt: skip
+
+    sweep(config(2.0))
+    stored = results(tmp_path / "run")["codec_version"]
+    assert stored.str.endswith("weights cvae-q2.pt (" + checkpoints.sha256_of(codecs_dir / "cvae" / "cvae-q2.pt")[:8] + ")").all()
+    _write_checkpoint(codecs_dir, quality=3)  # a new λ of the ladder: the q2 rows stay valid
+    sweep(config(2.0, 3.0))
+    assert len(results(tmp_path / "run")) == 4
+    _write_checkpoint(codecs_dir, quality=2, config={"channels": 8, "latent_channels": 6})  # q2 replaced
+    for qualities in [(2.0, 3.0), (3.0,)]:  # the curve would mix two q2 models, whichever points are asked for
+        with pytest.raises(RunMismatch, match=r"rows of cvae 2 made by .*cvae-q2\.pt.*: use another --out"):
+            sweep(config(*qualities))

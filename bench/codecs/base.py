@@ -49,6 +49,9 @@ class Codec:
         quality_range: the closed interval of valid qualities; None when only the sweep's
             values are valid (learned codecs: one checkpoint per quality).
         integer_quality: whether a quality must be a whole number.
+        point_version: optional ``point_version(quality) -> str``, the version of one quality point where points
+            are made by different files (a learned codec's checkpoint); rows store it, so adding or replacing one
+            checkpoint leaves the other points' rows valid.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Codec:
     decode_batch: Callable[[list[bytes]], list[Image]] | None = field(default=None, repr=False)
     quality_range: tuple[float, float] | None = None
     integer_quality: bool = True
+    point_version: Callable[[float], str] | None = field(default=None, repr=False)
 
     def check_quality(self, value: float) -> float:
         """`value` as this codec takes it; ValueError naming the codec and its valid qualities otherwise."""
@@ -107,3 +111,7 @@ class Codec:
     def version(self) -> str:
         """``"<library> <version>"`` of the library behind the codec."""
         return self.library_version()
+
+    def version_at(self, quality: float) -> str:
+        """What made the rows of `quality`: `point_version` where the codec has one, else `version`."""
+        return self.point_version(quality) if self.point_version is not None else self.version

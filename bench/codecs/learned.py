@@ -271,11 +271,11 @@ def header_size(data: bytes) -> int:
     return HEADER_BYTES
 
 
-def _library_version(arch: str, weights_dir: Path | None) -> str:
-    # From the installed distributions' metadata, not by importing them: `bench codecs`, `report` and
-    # classical sweeps must not pay torch's and CompressAI's import (~5 s). A broken install that
-    # imports badly still fails loudly, at the first encode, as error rows naming the exception.
-    from importlib import metadata, util
+def _found(arch: str, weights_dir: Path | None) -> dict[int, checkpoints.Checkpoint]:
+    """The checkpoints of `arch`, after checking (from the installed distributions' metadata, not by importing them:
+    `bench codecs`, `report` and classical sweeps must not pay torch's and CompressAI's import, ~5 s) that it can run.
+    A broken install that imports badly still fails loudly, at the first encode, as error rows naming the exception."""
+    from importlib import util
 
     for module, distribution in (("torch", "torch"), ("compressai", "compressai")):
         if util.find_spec(module) is None:
@@ -286,10 +286,28 @@ def _library_version(arch: str, weights_dir: Path | None) -> str:
             f"no checkpoints for {arch}: none committed in codecs/{arch}/ and none in the weights directory "
             f"({weights_dir or 'none given'}); train one with `python -m bench train --arch {arch} --lmbda 0.0130 --quality 4`"
         )
+    return found
+
+
+def _libraries() -> str:
+    from importlib import metadata
+
+    return ", ".join(f"{name} {metadata.version(name)}" for name in ("compressai", "torch"))
+
+
+def _library_version(arch: str, weights_dir: Path | None) -> str:
+    found = _found(arch, weights_dir)
     sources = sorted({c.source for c in found.values()})
     weights = ", ".join(f"q{q}: {c.path.name} ({c.sha256[:8]})" for q, c in sorted(found.items()))
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("compressai", "torch"))
-    return f"{versions}; {'/'.join(sources)} weights {weights}"
+    return f"{_libraries()}; {'/'.join(sources)} weights {weights}"
+
+
+@functools.lru_cache(maxsize=256)  # once per point and process: every row stores it
+def _point_version(arch: str, weights_dir: Path | None, quality: float) -> str:
+    checkpoint = _found(arch, weights_dir).get(int(quality))
+    if checkpoint is None:
+        return f"{_libraries()}; no checkpoint for q{quality:g}"
+    return f"{_libraries()}; {checkpoint.source} weights {checkpoint.path.name} ({checkpoint.sha256[:8]})"
 
 
 def _sizes(found) -> str:
@@ -318,6 +336,7 @@ def make_codec(arch: Architecture, weights_dir: Path | None = None) -> Codec:
             "where there is a hyperprior) with LEB128 lengths; header_bytes: the 6-byte header."
         ),
         library_version=functools.partial(_library_version, arch.name, weights_dir),
+        point_version=functools.partial(_point_version, arch.name, weights_dir),
         install_hint="pip install --no-deps compressai==1.2.8 einops scipy pytorch-msssim",
         encode_batch=lambda images, quality: encode_batch(arch.name, images, int(quality), weights_dir=weights_dir),
         decode_batch=functools.partial(decode_batch, weights_dir=weights_dir),
