@@ -79,8 +79,9 @@ def check_codec_versions(config: SweepConfig, store: ResultStore, dataset: str, 
     would blend two codecs under one name, so it is refused rather than silently mixed. A checkpoint added for a new
     quality leaves the stored rows valid.
     """
+    by_name = {codec.name: codec for codec in codecs}
     for (name, quality), versions in sorted(store.codec_versions(dataset).items()):
-        codec = next((codec for codec in codecs if codec.name == name), None)
+        codec = by_name.get(name)
         other = versions - {codec.version_at(quality)} if codec is not None else set()
         if other:
             raise RunMismatch(f"{config.out} holds {dataset} rows of {name} {quality:g} made by "
