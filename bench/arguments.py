@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, METHODS
 from bench.codecs import CODECS
 from bench.codecs.checkpoints import WEIGHTS_DIR_ENV, weights_dir_from_env
+from bench.codecs.learned import DEVICES
 from bench.config import ADAPT_STEPS, PROTOCOL_CHOICES
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS
 from bench.images import DEFAULT_MAX_PIXELS
@@ -118,6 +119,9 @@ def _run(commands, data_help: str) -> None:
     run.add_argument("--weights-dir", type=Path, default=weights_dir_from_env(),
                      help=f"your checkpoints (bench train --out) or official CompressAI ones; they replace committed "
                           f"ones of equal quality (default ${WEIGHTS_DIR_ENV})")  # fmt: skip
+    run.add_argument("--device", choices=DEVICES, default="cpu",
+                     help="where learned codecs run their transforms (cuda: a GPU); quantisation, hyperprior and "
+                          "entropy coding stay on the CPU, so streams decode the same anywhere")  # fmt: skip
     run.add_argument("--max-pixels", type=number(int, minimum=1), default=DEFAULT_MAX_PIXELS,
                      help="pixel budget per image, checked from its header; larger images become error rows")
     run.add_argument("-v", "--verbose", action="store_true", help="say why each skipped codec is unavailable")
@@ -154,7 +158,7 @@ def _train(commands, data_help: str) -> None:
     trainer.add_argument("--force", action="store_true", help="allow replacing a committed checkpoint in codecs/")
     trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
     trainer.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
-    trainer.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+    trainer.add_argument("--device", choices=DEVICES, default="cpu",
                          help="where the network trains; checkpoints and entropy tables are always built on the CPU")
     trainer.add_argument("--lambda-class", type=float, default=0.0,
                          help="task-aware: weight of a classification term; loss = λrec·MSE + λbpp·bpp + λclass·CE")

@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
         classify=not args.no_classify, max_pixels=args.max_pixels, command=args.command_line,
-        plugins=tuple(args.plugin), weights_dir=args.weights_dir, protocol=args.protocol,
+        plugins=tuple(args.plugin), weights_dir=args.weights_dir, device=args.device, protocol=args.protocol,
         adapt_steps=args.adapt_steps,
     )  # fmt: skip
     try:

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.codecs import get_codec
+from bench.codecs import get_codec, learned
 from bench.datasets import DEFAULT_SEED, check_name
 from bench.images import DEFAULT_MAX_PIXELS
 from bench.tasks.adapt import DEFAULT_STEPS as ADAPT_STEPS
@@ -37,6 +37,7 @@ class SweepConfig:
     command: str = ""  # the command line that started the sweep, as a user would type it again
     plugins: tuple[str, ...] = ()  # --plugin modules or files (entry-point plug-ins load by themselves)
     weights_dir: Path | None = None  # learned codecs: checkpoints here replace committed ones of equal quality
+    device: str = "cpu"  # learned codecs: where their transforms run; entropy coding stays on the CPU
     protocol: str = "fixed"  # downstream protocols: "fixed", or "adapted"/"both" to add the codec-adapted one
     adapt_steps: int = ADAPT_STEPS  # fine-tuning budget of each adapted classifier (`bench.tasks.adapt`)
 
@@ -77,6 +78,9 @@ def check_config(config: SweepConfig) -> None:
         get_codec(name, weights_dir=config.weights_dir)  # UnknownName, with a did-you-mean
     for name in config.datasets:
         check_name(name)
+    problem = learned.unusable_device(config.device)
+    if problem:
+        raise ConfigError(f"--device {config.device}: {problem}")
     if config.protocol not in PROTOCOL_CHOICES:
         raise ConfigError(f"--protocol {config.protocol!r}: valid: {', '.join(PROTOCOL_CHOICES)}")
     if Path(config.out).exists() and not Path(config.out).is_dir():

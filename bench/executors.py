@@ -56,7 +56,7 @@ def _single_items(task: Task) -> list[Task]:
 
 def _failure_rows(task: Task, reason: str) -> list[dict]:
     return [
-        {**base_row(task, record), "codec": codec, "quality": quality, "codec_version": get_codec(codec, weights_dir=task.weights_dir).version_at(quality),
+        {**base_row(task, record), "codec": codec, "quality": quality, "codec_version": get_codec(codec, weights_dir=task.weights_dir, device=task.device).version_at(quality),
          "error": reason}
         for record in task.records for codec, quality in task.pairs
     ]  # fmt: skip

@@ -44,6 +44,7 @@ class Task:
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are error rows, refused from their header
     plugins: tuple[str, ...] = ()  # loaded again where the task runs (Dask workers do not fork from the sweep)
     weights_dir: Path | None = None  # learned codecs: checkpoints here replace committed ones of equal quality
+    device: str = "cpu"  # learned codecs: where their transforms run (`bench.codecs.learned`)
     gallery: frozenset[str] = frozenset()  # ids of the task's images whose crops the report shows (`bench.crops`)
 
 
@@ -138,7 +139,7 @@ def evaluate(task: Task) -> list[dict]:
     decoded_rows, cropped = [], set()
     heartbeat()  # reading, preparing and classifying the originals (a fresh worker imports torch) is not a pair
     for codec_name, quality in task.pairs:
-        codec = get_codec(codec_name, weights_dir=task.weights_dir)
+        codec = get_codec(codec_name, weights_dir=task.weights_dir, device=task.device)
         for group in by_size.values():
             references = [reference for _, reference in group]
             if codec.encode_batch is not None and len(references) > 1:

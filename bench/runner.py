@@ -164,7 +164,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
     """Tasks for every (image, codec, quality) not yet in `store`."""
     codecs = []
     for name in config.codecs:
-        codec = get_codec(name, weights_dir=config.weights_dir)
+        codec = get_codec(name, weights_dir=config.weights_dir, device=config.device)
         if codec.available:
             codecs.append(codec)
         else:
@@ -182,7 +182,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         check_classifier(config, store, dataset.name, model)
         make_task = functools.partial(Task, dataset.name, classifier=model, max_pixels=config.max_pixels,
-                                      plugins=config.plugins, weights_dir=config.weights_dir,
+                                      plugins=config.plugins, weights_dir=config.weights_dir, device=config.device,
                                       gallery=crops.choose(records))  # fmt: skip
         done = store.done(dataset.name)
         wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
@@ -214,7 +214,7 @@ def sweep(config: SweepConfig) -> SweepSummary:
         if config.protocol != "fixed":
             from bench.tasks.adapt import adapt
 
-            summary.adapted = adapt(out, data_dir=config.data_dir, weights_dir=config.weights_dir,
+            summary.adapted = adapt(out, data_dir=config.data_dir, weights_dir=config.weights_dir, device=config.device,
                                     steps=config.adapt_steps, jobs=config.jobs or os.cpu_count() or 1,
                                     seconds_per_pair=config.seconds_per_pair, progress=config.progress)  # fmt: skip
     summary.seconds = time.perf_counter() - started

@@ -25,7 +25,7 @@ import numpy as np
 from bench.assets import refuse_committed
 from bench.codecs import checkpoints
 from bench.config import ConfigError
-from bench.codecs.learned import ARCHITECTURES
+from bench.codecs.learned import ARCHITECTURES, unusable_device
 from bench.datasets import load_dataset
 from bench.images import read_rgb
 
@@ -175,8 +175,9 @@ def train(config: TrainConfig) -> Path:
     import torch
     from tqdm import tqdm
 
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
+    problem = unusable_device(config.device)
+    if problem:
+        raise ConfigError(f"--device {config.device}: {problem}")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)

@@ -4,6 +4,7 @@ A small randomly initialised checkpoint is written in a temporary `codecs/`
 folder, so these tests do not depend on which checkpoints are committed.
 """
 
+import copy
 import json
 import pickle
 import subprocess
@@ -417,3 +418,89 @@ def test_a_new_checkpoint_quality_resumes_a_run_and_a_replaced_one_is_refused(co
     for qualities in [(2.0, 3.0), (3.0,)]:  # the curve would mix two q2 models, whichever points are asked for
         with pytest.raises(RunMismatch, match=r"rows of cvae 2 made by .*cvae-q2\.pt.*: use another --out"):
             sweep(config(*qualities))
+
+
+ARCHITECTURE_SIZES = {"cvae": {"channels": 8, "latent_channels": 8, "stages": 3}, "bmshj2018-factorized": {"N": 8, "M": 8},
+                      "bmshj2018-hyperprior": {"N": 8, "M": 10}, "mbt2018-mean": {"N": 8, "M": 10},
+                      "mbt2018": {"N": 8, "M": 10}}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURE_SIZES)
+def test_a_device_gets_the_transforms_and_everything_that_decides_symbols_stays_on_the_cpu(arch, tmp_path, monkeypatch):
+    """Placement checked on PyTorch's "meta" device (no GPU needed): hyperprior scales, context models and entropy
+    tables must be computed on the CPU at both ends, or a stream decodes differently on another machine."""
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
+    learned.model_from_checkpoint.cache_clear()
+    _write_checkpoint(tmp_path, arch, 1, ARCHITECTURE_SIZES[arch])
+    model = learned.load_model(arch, 1, device="meta")
+    placed = {name.split(".")[0]: tensor.device.type for name, tensor in [*model.named_parameters(), *model.named_buffers()]}
+    assert {name for name, device in placed.items() if device == "meta"} == {"g_a", "g_s"}
+    assert {name for name, device in placed.items() if device == "cpu"} == set(placed) - {"g_a", "g_s"}
+    assert "entropy_bottleneck" in placed and ("h_s" in placed) == (arch not in ("cvae", "bmshj2018-factorized"))
+    assert all(tensor.device.type == "cpu" for tensor in learned.load_model(arch, 1).parameters())  # a copy moved
+    learned.model_from_checkpoint.cache_clear()
+
+
+@pytest.mark.parametrize("arch", ["cvae", "mbt2018"])
+def test_transforms_run_through_the_device_hooks_give_the_cpu_streams_and_images(arch, tmp_path, monkeypatch, tiles):
+    """The hooks that carry tensors to a device and back change nothing but where the arithmetic runs (checked with
+    the CPU as that device)."""
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
+    learned.model_from_checkpoint.cache_clear()
+    _write_checkpoint(tmp_path, arch, 1, ARCHITECTURE_SIZES[arch])
+    plain = learned.load_model(arch, 1)
+    hooked = copy.deepcopy(plain)
+    for name in learned.TRANSFORMS_ON_DEVICE:
+        learned._run_on(getattr(hooked, name), "cpu")
+    streams = learned.encode_batch(arch, tiles[:3], 1, model=hooked)
+    assert streams == learned.encode_batch(arch, tiles[:3], 1, model=plain)
+    assert all(np.array_equal(a, b) for a, b in zip(learned.decode_batch(streams, hooked), learned.decode_batch(streams, plain)))
+    learned.model_from_checkpoint.cache_clear()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", ARCHITECTURE_SIZES)
+def test_a_stream_encoded_on_the_gpu_decodes_to_the_same_latent_on_the_cpu(arch, tmp_path, monkeypatch, tiles):
+    monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
+    learned.model_from_checkpoint.cache_clear()
+    _write_checkpoint(tmp_path, arch, 1, ARCHITECTURE_SIZES[arch])
+    on_gpu = learned.encode_batch(arch, tiles, 1, device="cuda")
+    on_cpu = learned.encode_batch(arch, tiles, 1)
+    assert sum(map(len, on_gpu)) == pytest.approx(sum(map(len, on_cpu)), rel=0.02)  # g_a rounds differently, rarely
+    script = (
+        "import sys; import numpy as np; from pathlib import Path; from bench.codecs import checkpoints, learned; "
+        f"checkpoints.COMMITTED_DIR = Path({str(tmp_path)!r}); "
+        "np.save(sys.argv[2], np.stack([learned.decode_latent(Path(sys.argv[1]).read_bytes())]))"
+    )
+    for index, stream in enumerate(on_gpu):
+        (tmp_path / "s.bin").write_bytes(stream)
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.bin"), str(tmp_path / "y.npy")],
+                       check=True, env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})  # fmt: skip
+        assert np.array_equal(np.load(tmp_path / "y.npy")[0], learned.decode_latent(stream))  # bit-exact, CPU only
+        on_gpu_image, on_cpu_image = learned.decode(stream, device="cuda"), learned.decode(stream)
+        assert np.abs(on_gpu_image.astype(int) - on_cpu_image).max() <= 1  # g_s rounds differently, by a level at most
+    learned.model_from_checkpoint.cache_clear()
+
+
+def test_run_on_cuda_without_a_gpu_is_a_clear_usage_error(capsys, tmp_path):
+    from bench.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["run", "--codecs", "cvae", "--limit", "1", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    assert "error: --device cuda: no CUDA device here" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_a_run_on_another_device_is_refused(codecs_dir, tmp_path, monkeypatch):
+    """A GPU's transforms round differently: its rows are another version of each point, not to be averaged in."""
+    from bench.runner import RunMismatch, SweepConfig, sweep
+
+    def config(device):
+        return SweepConfig(datasets=["eurosat"], codecs=["cvae"], qualities={"cvae": (2.0,)}, out=tmp_path / "run",
+                           limit=1, jobs=1, progress=False, classify=False, device=device)  # fmt: skip
+
+    monkeypatch.setattr(learned, "unusable_device", lambda device: None)  # as on a machine with a GPU
+    sweep(config("cpu"))
+    with pytest.raises(RunMismatch, match=r"rows of cvae 2 made by .*cvae-q2\.pt \([0-9a-f]{8}\); it is now .*g_a/g_s on cuda"):
+        sweep(config("cuda"))

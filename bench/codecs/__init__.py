@@ -25,14 +25,16 @@ def register(codec: Codec) -> None:
     CODECS[codec.name] = codec
 
 
-def get_codec(name: str, *, weights_dir: Path | None = None) -> Codec:
+def get_codec(name: str, *, weights_dir: Path | None = None, device: str = "cpu") -> Codec:
     """The codec registered as `name`; KeyError lists the valid names.
 
     A learned codec with `weights_dir` is the same architecture with the
-    checkpoints of that folder, which replace committed ones of equal quality.
+    checkpoints of that folder, which replace committed ones of equal quality;
+    with `device` its transforms run there (`bench.codecs.learned`). Classical
+    codecs ignore both.
     """
-    if weights_dir is not None and name in learned.ARCHITECTURES:
-        return learned.make_codec(learned.ARCHITECTURES[name], Path(weights_dir))
+    if (weights_dir is not None or device != "cpu") and name in learned.ARCHITECTURES:
+        return learned.make_codec(learned.ARCHITECTURES[name], weights_dir and Path(weights_dir), device)
     try:
         return CODECS[name]
     except KeyError:

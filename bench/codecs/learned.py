@@ -10,6 +10,16 @@ Stream layout::
     | for every entropy-coded stream but the last: its length (LEB128) and bytes
     | the last stream (runs to the end)
 
+Devices: with ``device="cuda"`` the analysis and synthesis transforms (``g_a``,
+``g_s``: nearly all the arithmetic) run on the GPU; whatever decides the
+coded symbols and their CDFs (quantisation, the hyperprior's ``h_a``/``h_s``,
+context models, the rANS coder and its tables) runs on the CPU at both ends,
+so a stream encoded on any machine decodes to the same latent on any other
+(CompressAI users report streams encoded on one device decoding to garbage on
+another when the hyperprior's scales are computed on different hardware).
+The decoded image is the synthesis transform of that latent, equal across
+devices up to float rounding (a pixel level, rarely).
+
 Streams are in CompressAI's order: ``y`` first, then the hyperprior's ``z``
 where there is one. The image is edge-padded to a multiple of the network's
 down-sampling factor and the decoder crops back, so rate is counted per
@@ -20,8 +30,10 @@ length fields and all entropy-coded streams are payload.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +43,9 @@ from bench.codecs import checkpoints
 from bench.codecs.base import Codec, CodecUnavailable, Image
 
 HEADER_BYTES = 6
+DEVICES = ("cpu", "cuda")
+TRANSFORMS_ON_DEVICE = ("g_a", "g_s")
+"""The modules a GPU runs (see the module docstring); every other module stays on the CPU."""
 
 
 def _fixed_stages(stages: int | None) -> None:
@@ -107,18 +122,48 @@ ARCHITECTURES = {
 _BY_STREAM_ID = {arch.stream_id: arch for arch in ARCHITECTURES.values()}
 
 
-def load_model(arch: str, quality: int, weights_dir: Path | None = None):
+def unusable_device(device: str) -> str | None:
+    """Why the networks cannot run on `device` here; None when they can.
+
+    Asked without initialising CUDA in this process (NVML, where torch can use
+    it), so that the sweep's workers, forked later, can still initialise it.
+    """
+    if device not in DEVICES:
+        return f"unknown device (valid: {', '.join(DEVICES)})"
+    if device == "cpu":
+        return None
+    import os
+
+    import torch
+
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    if not torch.cuda.is_available():
+        return "no CUDA device here (torch.cuda.is_available() is False)"
+    return None
+
+
+def load_model(arch: str, quality: int, weights_dir: Path | None = None, device: str = "cpu"):
     """The model of `arch` at `quality` from the checkpoint it resolves to (see `checkpoints.resolve`)."""
     found = checkpoints.resolve(arch, weights_dir)
     if quality not in found:
         raise CodecUnavailable(f"{arch}: no checkpoint for quality {quality} (have {sorted(found) or 'none'})")
-    return model_from_checkpoint(found[quality])
+    return model_from_checkpoint(found[quality], device)
 
 
 @functools.lru_cache(maxsize=16)
-def model_from_checkpoint(checkpoint: checkpoints.Checkpoint):
-    """The verified model of `checkpoint`, in eval mode, entropy tables built (cached per process)."""
+def model_from_checkpoint(checkpoint: checkpoints.Checkpoint, device: str = "cpu"):
+    """The verified model of `checkpoint`, in eval mode, entropy tables built on the CPU, its transforms on `device`
+    (`TRANSFORMS_ON_DEVICE`; cached per process and device)."""
     import torch
+
+    if device != "cpu":
+        # CompressAI warns against autoregressive models on a GPU because their context loop is serial; here it runs
+        # on the CPU (only g_a and g_s move), so the warning would be wrong
+        warnings.filterwarnings("ignore", message="Inference on GPU is not recommended")
+        model = copy.deepcopy(model_from_checkpoint(checkpoint, "cpu"))
+        for name in TRANSFORMS_ON_DEVICE:
+            _run_on(getattr(model, name), device)
+        return model
 
     arch = checkpoint.arch
     state = checkpoints.load_state(checkpoint)
@@ -141,6 +186,13 @@ def model_from_checkpoint(checkpoint: checkpoints.Checkpoint):
     return model
 
 
+def _run_on(module, device: str) -> None:
+    """Move `module` to `device`; it still takes and returns CPU tensors (the copies are its only synchronisation)."""
+    module.to(device)
+    module.register_forward_pre_hook(lambda _, inputs: tuple(x.to(device) for x in inputs))
+    module.register_forward_hook(lambda _, inputs, output: output.cpu())
+
+
 def _to_tensor(images: list[Image], factor: int):
     import torch
     import torch.nn.functional as F
@@ -151,7 +203,8 @@ def _to_tensor(images: list[Image], factor: int):
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
-def encode_batch(arch: str, images: list[Image], quality: int, model=None, weights_dir: Path | None = None) -> list[bytes]:
+def encode_batch(arch: str, images: list[Image], quality: int, model=None, weights_dir: Path | None = None,
+                 device: str = "cpu") -> list[bytes]:
     """Encode equal-size images in one pass through the network; one stream per image.
 
     `model` overrides the resolved checkpoint (training evaluates its own output this way).
@@ -163,7 +216,7 @@ def encode_batch(arch: str, images: list[Image], quality: int, model=None, weigh
         raise ValueError("encode_batch needs images of equal size")
     if max(height, width) > 0xFFFF:
         raise ValueError(f"image {height}×{width} too large for the 16-bit size header")
-    model = model or load_model(arch, quality, weights_dir)
+    model = model or load_model(arch, quality, weights_dir, device)
     with torch.no_grad():
         out = model.compress(_to_tensor(images, model.downsampling_factor))
     header = bytes([ARCHITECTURES[arch].stream_id, quality]) + height.to_bytes(2, "big") + width.to_bytes(2, "big")
@@ -211,13 +264,13 @@ def parse_header(data: bytes) -> tuple[str, int, int, int]:
     return _BY_STREAM_ID[data[0]].name, data[1], int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:6], "big")
 
 
-def _prepare(streams: list[bytes], model=None, weights_dir: Path | None = None):
+def _prepare(streams: list[bytes], model=None, weights_dir: Path | None = None, device: str = "cpu"):
     """(model, strings, latent shape, height, width) for decompressing streams of one architecture, quality, size."""
     headers = {parse_header(data) for data in streams}
     if len(headers) != 1:
         raise ValueError("streams must share one architecture, quality and image size to be decoded together")
     ((arch, quality, height, width),) = headers
-    model = model or load_model(arch, quality, weights_dir)
+    model = model or load_model(arch, quality, weights_dir, device)
     factor = model.downsampling_factor
     shape = (-(-height // factor), -(-width // factor))
     n_streams = 2 if hasattr(model, "h_s") else 1
@@ -225,20 +278,20 @@ def _prepare(streams: list[bytes], model=None, weights_dir: Path | None = None):
     return model, strings, shape, height, width
 
 
-def decode_batch(streams: list[bytes], model=None, weights_dir: Path | None = None) -> list[Image]:
+def decode_batch(streams: list[bytes], model=None, weights_dir: Path | None = None, device: str = "cpu") -> list[Image]:
     """Decode streams of the same architecture, quality and image size in one pass."""
     import torch
 
-    model, strings, shape, height, width = _prepare(streams, model, weights_dir)
+    model, strings, shape, height, width = _prepare(streams, model, weights_dir, device)
     with torch.no_grad():
         x_hat = model.decompress(strings, shape)["x_hat"]
     images = x_hat[:, :, :height, :width].clamp(0, 1).mul(255).round().to(dtype=torch.uint8)
     return list(images.permute(0, 2, 3, 1).numpy())
 
 
-def decode(data: bytes, model=None, weights_dir: Path | None = None) -> Image:
+def decode(data: bytes, model=None, weights_dir: Path | None = None, device: str = "cpu") -> Image:
     """The image of a learned-codec stream (`model` overrides the resolved checkpoint)."""
-    return decode_batch([data], model, weights_dir)[0]
+    return decode_batch([data], model, weights_dir, device)[0]
 
 
 class _LatentReady(Exception):
@@ -303,11 +356,14 @@ def _library_version(arch: str, weights_dir: Path | None) -> str:
 
 
 @functools.lru_cache(maxsize=256)  # once per point and process: every row stores it
-def _point_version(arch: str, weights_dir: Path | None, quality: float) -> str:
+def _point_version(arch: str, weights_dir: Path | None, device: str, quality: float) -> str:
+    """Libraries and the checkpoint of `quality`, and the device where it is not the CPU: a GPU's transforms round
+    differently, so its rows are not the CPU's rows and a resumed run must not mix them."""
     checkpoint = _found(arch, weights_dir).get(int(quality))
+    on_device = f"; {'/'.join(TRANSFORMS_ON_DEVICE)} on {device}" if device != "cpu" else ""
     if checkpoint is None:
-        return f"{_libraries()}; no checkpoint for q{quality:g}"
-    return f"{_libraries()}; {checkpoint.source} weights {checkpoint.path.name} ({checkpoint.sha256[:8]})"
+        return f"{_libraries()}; no checkpoint for q{quality:g}{on_device}"
+    return f"{_libraries()}; {checkpoint.source} weights {checkpoint.path.name} ({checkpoint.sha256[:8]}){on_device}"
 
 
 def _sizes(found) -> str:
@@ -318,8 +374,9 @@ def _sizes(found) -> str:
     return "; " + " / ".join(", ".join(f"{key}={value}" for key, value in config) for config in sorted(configs))
 
 
-def make_codec(arch: Architecture, weights_dir: Path | None = None) -> Codec:
-    """The codec of `arch` with the checkpoints `weights_dir` adds to (or replaces among) the committed ones."""
+def make_codec(arch: Architecture, weights_dir: Path | None = None, device: str = "cpu") -> Codec:
+    """The codec of `arch` with the checkpoints `weights_dir` adds to (or replaces among) the committed ones, its
+    transforms run on `device`."""
     found = checkpoints.resolve(arch.name, weights_dir)
     qualities = tuple(sorted(found))
     return Codec(
@@ -328,18 +385,18 @@ def make_codec(arch: Architecture, weights_dir: Path | None = None) -> Codec:
         description=arch.description + _sizes(found.values()),
         quality_name="checkpoint quality index (higher = more bits, larger λ)",
         qualities=qualities,
-        encode=lambda image, quality: encode_batch(arch.name, [image], int(quality), weights_dir=weights_dir)[0],
-        decode=functools.partial(decode, weights_dir=weights_dir),
+        encode=lambda image, quality: encode_batch(arch.name, [image], int(quality), weights_dir=weights_dir, device=device)[0],
+        decode=functools.partial(decode, weights_dir=weights_dir, device=device),
         header_size=header_size,
         rate_note=(
             "bytes: 6-byte header (architecture, quality, size) + every entropy-coded stream (y, and z "
             "where there is a hyperprior) with LEB128 lengths; header_bytes: the 6-byte header."
         ),
         library_version=functools.partial(_library_version, arch.name, weights_dir),
-        point_version=functools.partial(_point_version, arch.name, weights_dir),
+        point_version=functools.partial(_point_version, arch.name, weights_dir, device),
         install_hint="pip install --no-deps compressai==1.2.8 einops scipy pytorch-msssim",
-        encode_batch=lambda images, quality: encode_batch(arch.name, images, int(quality), weights_dir=weights_dir),
-        decode_batch=functools.partial(decode_batch, weights_dir=weights_dir),
+        encode_batch=lambda images, quality: encode_batch(arch.name, images, int(quality), weights_dir=weights_dir, device=device),
+        decode_batch=functools.partial(decode_batch, weights_dir=weights_dir, device=device),
     )
 
 

@@ -64,6 +64,7 @@ class FoldJob:
     dataset: str
     data_dir: Path | None
     weights_dir: Path | None
+    device: str  # where a learned codec's transforms run: as in the sweep, so re-encoded streams match its rows
     base: str  # the committed classifier's name
     codec: str
     card: dict
@@ -155,7 +156,7 @@ def adapt_fold(job: FoldJob) -> FoldResult:
     """Run one `FoldJob` (in a pool worker or in-process)."""
     result = _result(job)
     base = classifier.load(job.base)
-    codec = get_codec(job.codec, weights_dir=job.weights_dir)
+    codec = get_codec(job.codec, weights_dir=job.weights_dir, device=job.device)
     model = _model_for(base, codec, job, result)
     for start in range(0, len(job.predict_rows), PREDICT_CHUNK):
         chunk = job.predict_rows.iloc[start : start + PREDICT_CHUNK]
@@ -165,7 +166,7 @@ def adapt_fold(job: FoldJob) -> FoldResult:
 
 
 def jobs_for(frame: pd.DataFrame, *, data_dir: Path | None, weights_dir: Path | None, run_dir: Path, steps: int,
-             seed: int) -> list[FoldJob]:  # fmt: skip
+             seed: int, device: str = "cpu") -> list[FoldJob]:  # fmt: skip
     """A `FoldJob` for every (dataset, codec, fold) with scored rows of `frame` that lack an adapted prediction."""
     scored = frame[frame["error"].isna() & scores.scored_mask(frame)]
     pending = scored[scored["predicted_adapted"].isna()]
@@ -181,7 +182,7 @@ def jobs_for(frame: pd.DataFrame, *, data_dir: Path | None, weights_dir: Path | 
         images_digest = hashlib.sha256("\n".join(sorted(fold_of)).encode()).hexdigest()[:16]
         base_sha256 = sha256_of(base.path)
         for codec_name in rows["codec"].unique():
-            codec = get_codec(codec_name, weights_dir=weights_dir)
+            codec = get_codec(codec_name, weights_dir=weights_dir, device=device)
             of_codec = of_dataset[of_dataset["codec"] == codec_name]
             fold = of_codec["image"].map(fold_of)
             pair_seconds = float((of_codec["encode_s"] + of_codec["decode_s"]).mean())
@@ -193,7 +194,7 @@ def jobs_for(frame: pd.DataFrame, *, data_dir: Path | None, weights_dir: Path | 
                         "folds": FOLDS, "images": images_digest, "steps": steps, "seed": seed + k,
                         "base": base.path.name, "base_sha256": base_sha256}  # fmt: skip
                 path = Path(run_dir) / "adapted" / file_part(dataset_name) / f"{codec_name}-fold{k}.pt"
-                jobs.append(FoldJob(dataset_name, data_dir, weights_dir, name, codec_name, card, path,
+                jobs.append(FoldJob(dataset_name, data_dir, weights_dir, device, name, codec_name, card, path,
                                     of_codec.loc[fold != k, ["image", "quality", "bytes", "label"]],
                                     todo[["image", "codec", "quality", "bytes"]], pair_seconds))  # fmt: skip
     return jobs
@@ -203,8 +204,9 @@ def _failed(job: FoldJob, reason: str) -> FoldResult:
     return _result(job, error=reason)
 
 
-def adapt(run_dir: Path, *, data_dir: Path | None = None, weights_dir: Path | None = None, steps: int = DEFAULT_STEPS,
-          seed: int = 0, jobs: int = 1, seconds_per_pair: float = 120.0, progress: bool = False) -> Adapted:  # fmt: skip
+def adapt(run_dir: Path, *, data_dir: Path | None = None, weights_dir: Path | None = None, device: str = "cpu",
+          steps: int = DEFAULT_STEPS, seed: int = 0, jobs: int = 1, seconds_per_pair: float = 120.0,
+          progress: bool = False) -> Adapted:  # fmt: skip
     """Fill ``predicted_adapted`` for every scored row of the run in `run_dir` that lacks it; what was done.
 
     Each (codec, fold) runs on one of `jobs` isolated worker processes (`bench.workers.IsolatingPool`): a crash or
@@ -216,7 +218,7 @@ def adapt(run_dir: Path, *, data_dir: Path | None = None, weights_dir: Path | No
     outcome = Adapted()
     with ResultStore(Path(run_dir) / DB_NAME) as store:
         fold_jobs = jobs_for(store.frame(), data_dir=data_dir, weights_dir=weights_dir, run_dir=run_dir,
-                             steps=steps, seed=seed)  # fmt: skip
+                             steps=steps, seed=seed, device=device)  # fmt: skip
         if not fold_jobs:
             return outcome
         fold_jobs.sort(key=lambda job: job.expected_seconds, reverse=True)  # the longest last would idle the others
