@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import crops
-from bench.codecs import get_codec
+from bench.codecs import get_codec, learned
 from bench.config import ConfigError, SweepConfig, check_config, resolve_qualities
 from bench.datasets import load_dataset
 from bench.executors import execute
@@ -82,6 +82,7 @@ def check_codec_versions(config: SweepConfig, store: ResultStore, dataset: str, 
     by_name = {codec.name: codec for codec in codecs}
     for (name, quality), versions in sorted(store.codec_versions(dataset).items()):
         codec = by_name.get(name)
+        versions = {learned.point_version_of(version, quality) for version in versions}
         other = versions - {codec.version_at(quality)} if codec is not None else set()
         if other:
             raise RunMismatch(f"{config.out} holds {dataset} rows of {name} {quality:g} made by "

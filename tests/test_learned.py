@@ -38,9 +38,11 @@ def codecs_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "COMMITTED_DIR", tmp_path)
     monkeypatch.delenv(checkpoints.WEIGHTS_DIR_ENV, raising=False)
     learned.model_from_checkpoint.cache_clear()
+    learned._point_version.cache_clear()
     _write_checkpoint(tmp_path)
     yield tmp_path
     learned.model_from_checkpoint.cache_clear()
+    learned._point_version.cache_clear()
 
 
 @pytest.fixture
@@ -504,3 +506,27 @@ def test_resuming_a_run_on_another_device_is_refused(codecs_dir, tmp_path, monke
     sweep(config("cpu"))
     with pytest.raises(RunMismatch, match=r"rows of cvae 2 made by .*cvae-q2\.pt \([0-9a-f]{8}\); it is now .*g_a/g_s on cuda"):
         sweep(config("cuda"))
+
+
+def test_a_run_stored_with_whole_ladder_versions_resumes_while_its_checkpoints_are_unchanged(codecs_dir, tmp_path):
+    """Rows written before versions were per point name every checkpoint of the ladder; they are read per point."""
+    import sqlite3
+
+    from bench.runner import RunMismatch, SweepConfig, sweep
+
+    config = SweepConfig(datasets=["eurosat"], codecs=["cvae"], qualities={"cvae": (2.0,)}, out=tmp_path / "run",
+                         limit=2, jobs=1, progress=False, classify=False)  # fmt: skip
+    sweep(config)
+    sha = checkpoints.sha256_of(codecs_dir / "cvae" / "cvae-q2.pt")[:8]
+    libraries = learned._libraries()
+    database = tmp_path / "run" / "results.sqlite"
+
+    def store_version(version):
+        with sqlite3.connect(database) as db:
+            db.execute("UPDATE results SET codec_version = ?", (version,))
+
+    store_version(f"{libraries}; committed weights q1: cvae-q1.pt (0badc0de), q2: cvae-q2.pt ({sha})")
+    assert sweep(config).rows_already_done == 2
+    store_version(f"{libraries}; committed weights q2: cvae-q2.pt (0badc0de), q3: cvae-q3.pt ({sha})")
+    with pytest.raises(RunMismatch, match=r"made by .*weights cvae-q2\.pt \(0badc0de\); it is now"):
+        sweep(config)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -364,6 +365,23 @@ def _point_version(arch: str, weights_dir: Path | None, device: str, quality: fl
     if checkpoint is None:
         return f"{_libraries()}; no checkpoint for q{quality:g}{on_device}"
     return f"{_libraries()}; {checkpoint.source} weights {checkpoint.path.name} ({checkpoint.sha256[:8]}){on_device}"
+
+
+_WHOLE_LADDER_VERSION = re.compile(r"(?P<libraries>.*); (?P<source>[\w-]+) weights (?P<points>q\d+: .*)")
+
+
+def point_version_of(stored: str, quality: float) -> str:
+    """`stored` as the version of one point: rows written before versions were per point name every checkpoint
+    (``"…; committed weights q1: cvae-q1.pt (a7c60f6e), q3: …"``), which is read here as the checkpoint of
+    `quality`, so that such a run resumes while that checkpoint is unchanged. Any other string is returned as is."""
+    whole = _WHOLE_LADDER_VERSION.fullmatch(stored)
+    if whole is None:
+        return stored
+    points = dict(point.split(": ", 1) for point in whole["points"].split(", "))
+    checkpoint = points.get(f"q{quality:g}")
+    if checkpoint is None:
+        return f"{whole['libraries']}; no checkpoint for q{quality:g}"
+    return f"{whole['libraries']}; {whole['source']} weights {checkpoint}"
 
 
 def _sizes(found) -> str:
