@@ -23,6 +23,7 @@ def run_info(config, summary) -> dict:
         "datasets": summary.datasets,
         "dataset_identities": summary.identities,
         "codecs": {name: get_codec(name, weights_dir=config.weights_dir).version for name in config.codecs if name not in summary.unavailable},
+        "device": config.device,  # where learned codecs ran their transforms (their rows' codec_version says it too)
         "unavailable": summary.unavailable,
         "plugins": plugins.load(config.plugins),
         "codec_info": {name: get_codec(name, weights_dir=config.weights_dir).describe() for name in config.codecs},  # reports need no plug-in

@@ -82,11 +82,11 @@ def check_codec_versions(config: SweepConfig, store: ResultStore, dataset: str, 
     by_name = {codec.name: codec for codec in codecs}
     for (name, quality), versions in sorted(store.codec_versions(dataset).items()):
         codec = by_name.get(name)
-        versions = {learned.point_version_of(version, quality) for version in versions}
-        other = versions - {codec.version_at(quality)} if codec is not None else set()
+        now = codec.version_at(quality) if codec is not None else None
+        other = {version for version in versions if now and not learned.is_version_of_point(version, now, quality)}
         if other:
             raise RunMismatch(f"{config.out} holds {dataset} rows of {name} {quality:g} made by "
-                              f"{' and '.join(sorted(other))}; it is now {codec.version_at(quality)}: use another --out")  # fmt: skip
+                              f"{' and '.join(sorted(other))}; it is now {now}: use another --out")  # fmt: skip
 
 
 @dataclasses.dataclass

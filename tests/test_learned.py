@@ -424,7 +424,7 @@ def test_a_new_checkpoint_quality_resumes_a_run_and_a_replaced_one_is_refused(co
 
 ARCHITECTURE_SIZES = {"cvae": {"channels": 8, "latent_channels": 8, "stages": 3}, "bmshj2018-factorized": {"N": 8, "M": 8},
                       "bmshj2018-hyperprior": {"N": 8, "M": 10}, "mbt2018-mean": {"N": 8, "M": 10},
-                      "mbt2018": {"N": 8, "M": 10}}  # fmt: skip
+                      "mbt2018": {"N": 8, "M": 10}, "cheng2020-anchor": {"N": 8}, "cvae-task": {"channels": 8, "latent_channels": 8}}  # fmt: skip
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURE_SIZES)
@@ -438,7 +438,7 @@ def test_a_device_gets_the_transforms_and_everything_that_decides_symbols_stays_
     placed = {name.split(".")[0]: tensor.device.type for name, tensor in [*model.named_parameters(), *model.named_buffers()]}
     assert {name for name, device in placed.items() if device == "meta"} == {"g_a", "g_s"}
     assert {name for name, device in placed.items() if device == "cpu"} == set(placed) - {"g_a", "g_s"}
-    assert "entropy_bottleneck" in placed and ("h_s" in placed) == (arch not in ("cvae", "bmshj2018-factorized"))
+    assert "entropy_bottleneck" in placed and ("h_s" in placed) == (arch not in ("cvae", "cvae-task", "bmshj2018-factorized"))
     assert all(tensor.device.type == "cpu" for tensor in learned.load_model(arch, 1).parameters())  # a copy moved
     learned.model_from_checkpoint.cache_clear()
 
@@ -497,6 +497,7 @@ def test_run_on_cuda_without_a_gpu_is_a_clear_usage_error(capsys, tmp_path):
 def test_resuming_a_run_on_another_device_is_refused(codecs_dir, tmp_path, monkeypatch):
     """A GPU's transforms round differently: its rows are another version of each point, not to be averaged in."""
     from bench.runner import RunMismatch, SweepConfig, sweep
+    from bench.store import ResultStore
 
     def config(device):
         return SweepConfig(datasets=["eurosat"], codecs=["cvae"], qualities={"cvae": (2.0,)}, out=tmp_path / "run",
@@ -504,6 +505,8 @@ def test_resuming_a_run_on_another_device_is_refused(codecs_dir, tmp_path, monke
 
     monkeypatch.setattr(learned, "unusable_device", lambda device: None)  # as on a machine with a GPU
     sweep(config("cpu"))
+    with ResultStore(tmp_path / "run" / "results.sqlite") as store:
+        assert store.runs()[-1]["device"] == "cpu"
     with pytest.raises(RunMismatch, match=r"rows of cvae 2 made by .*cvae-q2\.pt \([0-9a-f]{8}\); it is now .*g_a/g_s on cuda"):
         sweep(config("cuda"))
 
@@ -525,8 +528,13 @@ def test_a_run_stored_with_whole_ladder_versions_resumes_while_its_checkpoints_a
         with sqlite3.connect(database) as db:
             db.execute("UPDATE results SET codec_version = ?", (version,))
 
-    store_version(f"{libraries}; committed weights q1: cvae-q1.pt (0badc0de), q2: cvae-q2.pt ({sha})")
-    assert sweep(config).rows_already_done == 2
-    store_version(f"{libraries}; committed weights q2: cvae-q2.pt (0badc0de), q3: cvae-q3.pt ({sha})")
-    with pytest.raises(RunMismatch, match=r"made by .*weights cvae-q2\.pt \(0badc0de\); it is now"):
+    for sources, other in [("committed", "cvae-q1.pt"), ("committed/weights-dir", "a, b.pt")]:  # ", " in a name too
+        store_version(f"{libraries}; {sources} weights q1: {other} (0badc0de), q2: cvae-q2.pt ({sha})")
+        assert sweep(config).rows_already_done == 2
+    for stale in [f"q2: cvae-q2.pt (0badc0de), q3: cvae-q3.pt ({sha})", f"q1: cvae-q2.pt ({sha}), q3: cvae-q3.pt ({sha})"]:
+        store_version(f"{libraries}; committed weights {stale}")  # another q2, or none
+        with pytest.raises(RunMismatch, match=r"made by .*committed weights q.*; it is now"):
+            sweep(config)
+    store_version(f"{libraries}; weights-dir weights q2: cvae-q2.pt ({sha})")  # the same file from another source
+    with pytest.raises(RunMismatch):
         sweep(config)

@@ -34,7 +34,8 @@ import copy
 import dataclasses
 import functools
 import re
-import warnings
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,20 +127,18 @@ _BY_STREAM_ID = {arch.stream_id: arch for arch in ARCHITECTURES.values()}
 def unusable_device(device: str) -> str | None:
     """Why the networks cannot run on `device` here; None when they can.
 
-    Asked without initialising CUDA in this process (NVML, where torch can use
-    it), so that the sweep's workers, forked later, can still initialise it.
+    CUDA is probed in a fresh process: initialising it in this one would break
+    the sweep's workers, which fork from it (torch's NVML-based check is no
+    way out: where NVML cannot answer, e.g. MIG devices, it initialises CUDA).
     """
     if device not in DEVICES:
         return f"unknown device (valid: {', '.join(DEVICES)})"
     if device == "cpu":
         return None
-    import os
-
-    import torch
-
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    if not torch.cuda.is_available():
-        return "no CUDA device here (torch.cuda.is_available() is False)"
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0 or probe.stdout.strip() in ("", "0"):
+        return "no CUDA device here (torch.cuda.device_count() is 0)"
     return None
 
 
@@ -158,9 +157,8 @@ def model_from_checkpoint(checkpoint: checkpoints.Checkpoint, device: str = "cpu
     import torch
 
     if device != "cpu":
-        # CompressAI warns against autoregressive models on a GPU because their context loop is serial; here it runs
-        # on the CPU (only g_a and g_s move), so the warning would be wrong
-        warnings.filterwarnings("ignore", message="Inference on GPU is not recommended")
+        # float32 as on the CPU: TF32 convolutions (torch's default for cuDNN) would round g_a/g_s far more coarsely
+        torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = "ieee"
         model = copy.deepcopy(model_from_checkpoint(checkpoint, "cpu"))
         for name in TRANSFORMS_ON_DEVICE:
             _run_on(getattr(model, name), device)
@@ -367,21 +365,27 @@ def _point_version(arch: str, weights_dir: Path | None, device: str, quality: fl
     return f"{_libraries()}; {checkpoint.source} weights {checkpoint.path.name} ({checkpoint.sha256[:8]}){on_device}"
 
 
-_WHOLE_LADDER_VERSION = re.compile(r"(?P<libraries>.*); (?P<source>[\w-]+) weights (?P<points>q\d+: .*)")
+_POINT_VERSION = re.compile(r"(?P<libraries>[^;]+); (?P<source>[\w-]+) weights (?P<checkpoint>.+ \([0-9a-f]{8}\))")
+_LADDER_VERSION = re.compile(r"(?P<libraries>[^;]+); (?P<sources>[\w/-]+) weights (?P<points>q\d+: .+)")
+_LADDER_POINT = re.compile(r"q(?P<quality>\d+): (?P<checkpoint>.+? \([0-9a-f]{8}\))(?:, (?=q\d+: )|$)")
 
 
-def point_version_of(stored: str, quality: float) -> str:
-    """`stored` as the version of one point: rows written before versions were per point name every checkpoint
-    (``"…; committed weights q1: cvae-q1.pt (a7c60f6e), q3: …"``), which is read here as the checkpoint of
-    `quality`, so that such a run resumes while that checkpoint is unchanged. Any other string is returned as is."""
-    whole = _WHOLE_LADDER_VERSION.fullmatch(stored)
-    if whole is None:
-        return stored
-    points = dict(point.split(": ", 1) for point in whole["points"].split(", "))
-    checkpoint = points.get(f"q{quality:g}")
-    if checkpoint is None:
-        return f"{whole['libraries']}; no checkpoint for q{quality:g}"
-    return f"{whole['libraries']}; {whole['source']} weights {checkpoint}"
+def is_version_of_point(stored: str, current: str, quality: float) -> bool:
+    """Whether rows stored with version `stored` were made by the point whose version is now `current`.
+
+    Equal strings are; so is a version written before versions were per point,
+    which names every checkpoint of the ladder (``"…; committed weights q1:
+    cvae-q1.pt (a7c60f6e), q3: …"``), when it names this point's checkpoint
+    (file and hash) among the same libraries and sources: such a run resumes
+    while that checkpoint is unchanged.
+    """
+    if stored == current:
+        return True
+    ladder, point = _LADDER_VERSION.fullmatch(stored), _POINT_VERSION.fullmatch(current)
+    if ladder is None or point is None or ladder["libraries"] != point["libraries"]:
+        return False
+    named = {int(found["quality"]): found["checkpoint"] for found in _LADDER_POINT.finditer(ladder["points"])}
+    return point["source"] in ladder["sources"].split("/") and named.get(int(quality)) == point["checkpoint"]
 
 
 def _sizes(found) -> str:
