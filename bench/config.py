@@ -78,7 +78,8 @@ def check_config(config: SweepConfig) -> None:
         get_codec(name, weights_dir=config.weights_dir)  # UnknownName, with a did-you-mean
     for name in config.datasets:
         check_name(name)
-    problem = learned.unusable_device(config.device)
+    # a Dask cluster's workers are elsewhere: this machine's devices say nothing of theirs (their rows name errors)
+    problem = learned.unusable_device(config.device) if config.scheduler is None else None
     if problem:
         raise ConfigError(f"--device {config.device}: {problem}")
     if config.protocol not in PROTOCOL_CHOICES:

@@ -5,6 +5,7 @@ folder, so these tests do not depend on which checkpoints are committed.
 """
 
 import copy
+import dataclasses
 import json
 import pickle
 import subprocess
@@ -538,3 +539,14 @@ def test_a_run_stored_with_whole_ladder_versions_resumes_while_its_checkpoints_a
     store_version(f"{libraries}; weights-dir weights q2: cvae-q2.pt ({sha})")  # the same file from another source
     with pytest.raises(RunMismatch):
         sweep(config)
+
+
+def test_the_device_is_probed_here_only_when_the_workers_run_here(tmp_path):
+    from bench.config import ConfigError, SweepConfig, check_config
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    local = SweepConfig(datasets=["eurosat"], codecs=["cvae"], out=tmp_path / "run", device="cuda")
+    with pytest.raises(ConfigError, match="--device cuda: no CUDA device here"):
+        check_config(local)
+    check_config(dataclasses.replace(local, scheduler="tcp://gpu-cluster:8786"))  # its workers may have GPUs
