@@ -12,10 +12,10 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, METHODS
+from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES, MAX_RESAMPLES, METHODS
 from bench.codecs import CODECS
 from bench.codecs.checkpoints import WEIGHTS_DIR_ENV, weights_dir_from_env
-from bench.codecs.learned import DEVICES
+from bench.codecs.learned import ARCHITECTURES, DEVICES
 from bench.config import ADAPT_STEPS, PROTOCOL_CHOICES
 from bench.datasets import DATA_DIR_ENV, DATASETS, DEFAULT_SEED, SPLITS
 from bench.images import DEFAULT_MAX_PIXELS
@@ -37,8 +37,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see --help)\n")
 
 
-def number(kind: type, *, minimum: float, inclusive: bool = True) -> Callable[[str], float]:
-    """An argparse type: a finite `kind` ≥ `minimum` (> when not `inclusive`)."""
+def number(kind: type, *, minimum: float, inclusive: bool = True, maximum: float = math.inf) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` ≥ `minimum` (> when not `inclusive`) and ≤ `maximum`."""
 
     def parse(text: str):
         try:
@@ -47,6 +47,8 @@ def number(kind: type, *, minimum: float, inclusive: bool = True) -> Callable[[s
             raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
         if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
             raise argparse.ArgumentTypeError(f"{text!r}: must be {'≥' if inclusive else '>'} {minimum:g}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be ≤ {maximum:g}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
@@ -54,8 +56,22 @@ def number(kind: type, *, minimum: float, inclusive: bool = True) -> Callable[[s
 
 
 def names(text: str) -> list[str]:
-    """A comma list: ``"jpeg, webp,"`` → ``["jpeg", "webp"]``."""
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """A non-empty comma list: ``"jpeg, webp,"`` → ``["jpeg", "webp"]``."""
+    listed = [name.strip() for name in text.split(",") if name.strip()]
+    if not listed:
+        raise argparse.ArgumentTypeError(f"{text!r}: an empty list")
+    return listed
+
+
+def path(text: str) -> Path:
+    """A non-empty path (an empty one would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
+SEED = number(int, minimum=0)  # NumPy's generators take no negative seed
+POSITIVE = number(int, minimum=1)
 
 
 def whole_numbers(text: str) -> list[int]:
@@ -69,8 +85,10 @@ def whole_numbers(text: str) -> list[int]:
 def quality_spec(text: str) -> tuple[str | None, tuple[float, ...]]:
     """``10,50`` (every codec) or ``jpeg=10,50`` (one codec) → (codec or None, values)."""
     target, _, values = text.rpartition("=")
+    if "=" in target or "," in target:
+        raise argparse.ArgumentTypeError(f"{text!r}: one codec per --qualities (repeat the option for another)")
     try:
-        parsed = tuple(float(v) for v in names(values))
+        parsed = tuple(float(v) for v in values.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
     if not parsed:
@@ -89,7 +107,7 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor", default=DEFAULT_ANCHOR, help="codec the BD tables compare against")
     parser.add_argument("--bd-method", choices=METHODS, default=DEFAULT_METHOD,
                         help="interpolation of BD deltas (pchip: the HEVC/VVC common test conditions)")
-    parser.add_argument("--bootstrap", type=number(int, minimum=0), default=DEFAULT_RESAMPLES, metavar="N",
+    parser.add_argument("--bootstrap", type=number(int, minimum=0, maximum=MAX_RESAMPLES), default=DEFAULT_RESAMPLES, metavar="N",
                         help="image resamples behind each BD value's 95%% interval (0: none)")
     parser.add_argument("--include-seen", action="store_true",
                         help="keep images a committed model trained or was selected on in means and scores")
@@ -108,15 +126,15 @@ def _run(commands, data_help: str) -> None:
                      help="override the default sweep, for every codec or one (repeatable)")
     run.add_argument("--split", default="all", choices=["all", *SPLITS], help="which split to evaluate")
     run.add_argument("--limit", type=number(int, minimum=1), help="stratified subset of N images per dataset")
-    run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of splits and subsets")
+    run.add_argument("--seed", type=SEED, default=DEFAULT_SEED, help="seed of splits and subsets")
     run.add_argument("--jobs", type=number(int, minimum=0), default=0, help="worker processes (0: one per core)")
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="run the tasks on this Dask cluster instead of the local pool (pip install .[dask])")
     run.add_argument("--time-limit", type=number(float, minimum=0, inclusive=False), default=120.0, metavar="SECONDS",
                      help="per encode+decode; a codec still running after it is killed and recorded")
-    run.add_argument("--out", type=Path, help="run directory (default: runs/<datasets>); an existing one is resumed")
-    run.add_argument("--data-dir", type=Path, help=data_help)
-    run.add_argument("--weights-dir", type=Path, default=weights_dir_from_env(),
+    run.add_argument("--out", type=path, help="run directory (default: runs/<datasets>); an existing one is resumed")
+    run.add_argument("--data-dir", type=path, help=data_help)
+    run.add_argument("--weights-dir", type=path, default=weights_dir_from_env(),
                      help=f"your checkpoints (bench train --out) or official CompressAI ones; they replace committed "
                           f"ones of equal quality (default ${WEIGHTS_DIR_ENV})")  # fmt: skip
     run.add_argument("--device", choices=DEVICES, default="cpu",
@@ -139,31 +157,31 @@ def _run(commands, data_help: str) -> None:
 def _train(commands, data_help: str) -> None:
     trainer = commands.add_parser("train", help="train a learned codec checkpoint (resumable) and write its card")
     trainer.add_argument("--arch", required=True, help="cvae, bmshj2018-factorized, bmshj2018-hyperprior, …")
-    trainer.add_argument("--lmbda", type=float, required=True, help="λ of the loss λ·255²·MSE + bpp")
-    trainer.add_argument("--quality", type=int, required=True, help="quality index the checkpoint is stored under")
+    trainer.add_argument("--lmbda", type=number(float, minimum=0, inclusive=False), required=True, help="λ of the loss λ·255²·MSE + bpp")
+    trainer.add_argument("--quality", type=number(int, minimum=0, maximum=255), required=True, help="quality index the checkpoint is stored under")
     trainer.add_argument("--dataset", default="eurosat")
-    trainer.add_argument("--data-dir", type=Path, help=data_help)
-    trainer.add_argument("--channels", type=int, default=64, help="N: channels of the transforms")
-    trainer.add_argument("--latent-channels", type=int, default=96, help="M: latent channels")
-    trainer.add_argument("--stages", type=int, help="cvae: stride-2 stages per transform (default 4: 16× down-sampling)")
-    trainer.add_argument("--steps", type=int, default=10_000)
-    trainer.add_argument("--batch-size", type=int, default=16)
-    trainer.add_argument("--lr", type=float, default=1e-4)
-    trainer.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
-    trainer.add_argument("--split-seed", type=int, default=DEFAULT_SEED, help="seed of the train/val/test split")
-    trainer.add_argument("--val-every", type=int, default=500, help="validate and save a resumable state every N steps")
-    trainer.add_argument("--init", type=Path, help="start from this checkpoint, verified by its card (fine-tune to another λ)")
-    trainer.add_argument("--out", type=Path, default=Path("runs/codecs"),
+    trainer.add_argument("--data-dir", type=path, help=data_help)
+    trainer.add_argument("--channels", type=POSITIVE, default=64, help="N: channels of the transforms")
+    trainer.add_argument("--latent-channels", type=POSITIVE, default=96, help="M: latent channels")
+    trainer.add_argument("--stages", type=number(int, minimum=1, maximum=8), help="cvae: stride-2 stages per transform (default 4: 16× down-sampling)")
+    trainer.add_argument("--steps", type=POSITIVE, default=10_000)
+    trainer.add_argument("--batch-size", type=POSITIVE, default=16)
+    trainer.add_argument("--lr", type=number(float, minimum=0, inclusive=False), default=1e-4)
+    trainer.add_argument("--seed", type=SEED, default=0, help="seed of initialisation and batches")
+    trainer.add_argument("--split-seed", type=SEED, default=DEFAULT_SEED, help="seed of the train/val/test split")
+    trainer.add_argument("--val-every", type=POSITIVE, default=500, help="validate and save a resumable state every N steps")
+    trainer.add_argument("--init", type=path, help="start from this checkpoint, verified by its card (fine-tune to another λ)")
+    trainer.add_argument("--out", type=path, default=Path("runs/codecs"),
                          help="checkpoint folder: writes <out>/<arch>/<arch>-q<k>.pt and its card; use it as --weights-dir")
     trainer.add_argument("--force", action="store_true", help="allow replacing a committed checkpoint in codecs/")
-    trainer.add_argument("--work", type=Path, default=Path("runs/train"), help="resumable training state")
-    trainer.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    trainer.add_argument("--work", type=path, default=Path("runs/train"), help="resumable training state")
+    trainer.add_argument("--threads", type=number(int, minimum=0), default=0, help="torch threads (0: torch's choice)")
     trainer.add_argument("--device", choices=DEVICES, default="cpu",
                          help="where the network trains; checkpoints and entropy tables are always built on the CPU")
-    trainer.add_argument("--lambda-class", type=float, default=0.0,
+    trainer.add_argument("--lambda-class", type=number(float, minimum=0), default=0.0,
                          help="task-aware: weight of a classification term; loss = λrec·MSE + λbpp·bpp + λclass·CE")
-    trainer.add_argument("--lambda-rec", type=float, default=10.0, help="task-aware: λrec (seed's best 10)")
-    trainer.add_argument("--lambda-bpp", type=float, default=0.075, help="task-aware: λbpp (seed's best 0.075)")
+    trainer.add_argument("--lambda-rec", type=number(float, minimum=0), default=10.0, help="task-aware: λrec (seed's best 10)")
+    trainer.add_argument("--lambda-bpp", type=number(float, minimum=0), default=0.075, help="task-aware: λbpp (seed's best 0.075)")
 
 
 def _classifier(commands, data_help: str) -> None:
@@ -172,19 +190,19 @@ def _classifier(commands, data_help: str) -> None:
                             help="train: train (or resume) one; views: choose a trained one's test-time views on val "
                                  "(train does this at its end) and write them into its card")
     classifier.add_argument("--dataset", default="eurosat")
-    classifier.add_argument("--data-dir", type=Path, help=data_help)
-    classifier.add_argument("--out", type=Path, default=Path("runs/classifier"),
+    classifier.add_argument("--data-dir", type=path, help=data_help)
+    classifier.add_argument("--out", type=path, default=Path("runs/classifier"),
                             help="folder for <dataset>.pt and its card (codecs/classifier is the committed one)")
     classifier.add_argument("--force", action="store_true", help="allow replacing the committed classifier")
     classifier.add_argument("--network", choices=sorted(NETWORKS), default=DEFAULT_NETWORK)
-    classifier.add_argument("--epochs", type=int, default=30)
-    classifier.add_argument("--batch-size", type=int, default=128)
-    classifier.add_argument("--lr", type=float, default=0.1)
-    classifier.add_argument("--copies", type=int, default=2, help="re-encoded copies of each train tile")
-    classifier.add_argument("--cache", type=Path, help="folder for the re-encoded copies (default: --out)")
-    classifier.add_argument("--seed", type=int, default=0)
-    classifier.add_argument("--split-seed", type=int, default=DEFAULT_SEED)
-    classifier.add_argument("--threads", type=int, default=0)
+    classifier.add_argument("--epochs", type=POSITIVE, default=30)
+    classifier.add_argument("--batch-size", type=POSITIVE, default=128)
+    classifier.add_argument("--lr", type=number(float, minimum=0, inclusive=False), default=0.1)
+    classifier.add_argument("--copies", type=POSITIVE, default=2, help="re-encoded copies of each train tile")
+    classifier.add_argument("--cache", type=path, help="folder for the re-encoded copies (default: --out)")
+    classifier.add_argument("--seed", type=SEED, default=0)
+    classifier.add_argument("--split-seed", type=SEED, default=DEFAULT_SEED)
+    classifier.add_argument("--threads", type=number(int, minimum=0), default=0)
 
 
 def _small_commands(commands, data_help: str) -> None:
@@ -194,51 +212,51 @@ def _small_commands(commands, data_help: str) -> None:
                                                     "write a split manifest")  # fmt: skip
     datasets.add_argument("action", nargs="?", default="list", choices=["list", "download", "manifest"])
     datasets.add_argument("name", nargs="?", default="eurosat", help="dataset for download/manifest")
-    datasets.add_argument("--data-dir", type=Path, help=data_help)
-    datasets.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed of the manifest")
-    datasets.add_argument("--out", type=Path, help="manifest path (default runs/manifests/<name>-seed<seed>.csv)")
+    datasets.add_argument("--data-dir", type=path, help=data_help)
+    datasets.add_argument("--seed", type=SEED, default=DEFAULT_SEED, help="split seed of the manifest")
+    datasets.add_argument("--out", type=path, help="manifest path (default runs/manifests/<name>-seed<seed>.csv)")
     datasets.add_argument("--force", action="store_true", help="allow replacing a committed manifest in datasets/")
 
     latent = commands.add_parser("latent", help="classification from learned-codec latents vs pixels, t-SNE")
-    latent.add_argument("--arch", default="cvae")
+    latent.add_argument("--arch", default="cvae", choices=ARCHITECTURES)
     latent.add_argument("--qualities", type=whole_numbers, default="3", help="comma list of checkpoint qualities")
     latent.add_argument("--dataset", default="eurosat")
-    latent.add_argument("--data-dir", type=Path, help=data_help)
-    latent.add_argument("--epochs", type=int, default=15)
-    latent.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    latent.add_argument("--train-limit", type=int, help="stratified subset of the train split")
-    latent.add_argument("--out", type=Path, default=Path("runs/eurosat"), help="run directory whose report shows them")
-    latent.add_argument("--weights-dir", type=Path, default=weights_dir_from_env(), help="as for `run`")
+    latent.add_argument("--data-dir", type=path, help=data_help)
+    latent.add_argument("--epochs", type=POSITIVE, default=15)
+    latent.add_argument("--seed", type=SEED, default=DEFAULT_SEED)
+    latent.add_argument("--train-limit", type=POSITIVE, help="stratified subset of the train split")
+    latent.add_argument("--out", type=path, default=Path("runs/eurosat"), help="run directory whose report shows them")
+    latent.add_argument("--weights-dir", type=path, default=weights_dir_from_env(), help="as for `run`")
 
     weights = commands.add_parser("weights", help="list learned-codec checkpoints, or download official ones")
     weights.add_argument("action", nargs="?", default="list", choices=["list", "download"])
     weights.add_argument("--arch", default="bmshj2018-hyperprior", help="architecture to download")
     weights.add_argument("--qualities", type=whole_numbers, help="comma list of quality indices to download (default: all)")
-    weights.add_argument("--weights-dir", type=Path, default=weights_dir_from_env(),
+    weights.add_argument("--weights-dir", type=path, default=weights_dir_from_env(),
                          help=f"your or official checkpoints (default ${WEIGHTS_DIR_ENV}; downloads: the user cache)")
 
     baseline = commands.add_parser("baseline", help="write (or update) the quality baseline of a run")
-    baseline.add_argument("run", type=Path, help="run directory")
-    baseline.add_argument("--out", type=Path, help="baseline file (default reports/baseline/<dataset>-<sample|full>.json)")
+    baseline.add_argument("run", type=path, help="run directory")
+    baseline.add_argument("--out", type=path, help="baseline file (default reports/baseline/<dataset>-<sample|full>.json)")
     baseline.add_argument("--anchor", default=DEFAULT_ANCHOR)
     baseline.add_argument("--force", action="store_true", help="allow replacing a committed baseline")
 
     check = commands.add_parser("check", help="compare a run with its baseline: exit 0 ok, 1 regression, 2 usage error")
-    check.add_argument("run", type=Path, help="run directory")
-    check.add_argument("--baseline", type=Path, help="baseline file (default: the committed one matching the run)")
+    check.add_argument("run", type=path, help="run directory")
+    check.add_argument("--baseline", type=path, help="baseline file (default: the committed one matching the run)")
     check.add_argument("--tolerance", action="append", default=[], metavar="METRIC=AMOUNT",
                        help="bpp (relative), psnr (dB), ssim, bd_rate_psnr (percentage points); repeatable")
     check.add_argument("--verbose", action="store_true", help="show every checked value, not only the failing ones")
 
     exporter = commands.add_parser("export", help="write a run's curves in another tool's format (CompressAI's)")
-    exporter.add_argument("run", type=Path, help="run directory (the --out of `run`)")
+    exporter.add_argument("run", type=path, help="run directory (the --out of `run`)")
     exporter.add_argument("--format", choices=["compressai"], default="compressai")
-    exporter.add_argument("--out", type=Path, help="folder (default RUN/export/FORMAT)")
+    exporter.add_argument("--out", type=path, help="folder (default RUN/export/FORMAT)")
     exporter.add_argument("--anchor", default=DEFAULT_ANCHOR, help="codec the exported BD deltas compare against")
 
     report = commands.add_parser("report", help="regenerate tables and reports of a run from its database")
     _plugin_options(report)
-    report.add_argument("run", type=Path, help="run directory (the --out of `run`)")
+    report.add_argument("run", type=path, help="run directory (the --out of `run`)")
     _report_options(report)
 
 

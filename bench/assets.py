@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.files import sha256_of
@@ -107,6 +108,20 @@ def load_torch(path: Path, sha256: str) -> dict:
     if not isinstance(state, dict):
         raise AssetError(f"{path}: expected a dict, found {type(state).__name__}")
     return state
+
+
+def refuse_replacing_other(path: Path, what: str, suffix: str, is_one: Callable[[Path], bool]) -> None:
+    """AssetError unless `path` is a `suffix` file that is new or already `what` (`is_one`): an ``--out`` naming a
+    run's results.sqlite or any other file must not replace it."""
+    path = Path(path)
+    if path.suffix != suffix:
+        raise AssetError(f"--out {path}: {what} is written to a {suffix} file")
+    try:
+        same_kind = path.is_file() and is_one(path)
+    except (OSError, ValueError):  # unreadable, or not even text
+        same_kind = False
+    if path.exists() and not same_kind:
+        raise AssetError(f"--out {path}: exists and is not {what}; remove it or choose another path")
 
 
 def refuse_committed(path: Path, committed: Path, what: str, force: bool) -> None:

@@ -237,6 +237,8 @@ def paired_lead(frame: pd.DataFrame, winner: str, runner_up: str, target: float,
 
 DEFAULT_RESAMPLES = 300
 """Bootstrap resamples behind each BD interval: ~0.3 s per reference codec for ten codecs (SCALING.md)."""
+MAX_RESAMPLES = 100_000
+"""More buys no visible precision in a 95% interval, and memory grows with it (~0.5 GB at this many)."""
 
 
 MIN_PER_STRATUM = 5

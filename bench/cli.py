@@ -244,11 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        if exc.errno == errno.ENOSPC:
+            where = getattr(args, "out", None) or getattr(args, "run", None) or "the output folder"
+            print(f"error: disk full while writing {where} ({exc.filename or 'a file'}); every row stored before is "
+                  "kept: free space and run the same command again", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        if exc.filename is None:
             return _internal_error(exc)
-        where = getattr(args, "out", None) or getattr(args, "run", None) or "the output folder"
-        print(f"error: disk full while writing {where} ({exc.filename or 'a file'}); every row stored before is "
-              "kept: free space and run the same command again", file=sys.stderr)  # fmt: skip
+        # a path the user gave (or one under it) that cannot be read or written: not a bug of bench
+        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a bug of the suite: say so in one line, never with the exit code of a regression
         return _internal_error(exc)

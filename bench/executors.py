@@ -71,7 +71,13 @@ def _execute_dask(tasks: Sequence[Task], address: str, window: int) -> Iterator[
     """
     from dask.distributed import Client, as_completed
 
-    with Client(address) as client:
+    from bench.config import ConfigError  # here: bench.config imports this module through bench.tasks.adapt
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, ValueError, TypeError) as exc:  # refused, timed out, or not an address
+        raise ConfigError(f"--scheduler {address}: cannot connect ({type(exc).__name__}: {exc})") from None
+    with client:
         pending = iter(tasks)
         owner = {}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.assets import ASSET_ROOT, IN_CHECKOUT, refuse_committed
+from bench.assets import ASSET_ROOT, IN_CHECKOUT, refuse_committed, refuse_replacing_other
 from bench.bd import DEFAULT_ANCHOR, headline, headline_rows
 from bench.metrics import METRICS
 from bench.files import file_part, write_text
@@ -101,6 +101,7 @@ def write_baseline(run: Run, path: Path | None = None, anchor: str = DEFAULT_ANC
     # a checkout updates its committed baselines; an installed package writes beside the user, not into itself
     path = Path(path) if path else (BASELINE_DIR if IN_CHECKOUT else Path("reports/baseline")) / f"{document['name']}.json"
     refuse_committed(path, BASELINE_DIR / path.name, "a committed baseline", force)
+    refuse_replacing_other(path, "a baseline", ".json", lambda p: _baseline_problem(json.loads(p.read_text())) is None)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(document, indent=1, allow_nan=False, default=float) + "\n")
     return path
@@ -133,22 +134,32 @@ def load_baseline(path: Path) -> dict:
     return document
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _baseline_problem(document: object) -> str | None:
     if not isinstance(document, dict):
         return "not a JSON object"
     missing = [key for key in ("dataset", "source", "split", "limit", "seed", "anchor", "points", "bd") if key not in document]
     if missing:
         return f"missing {', '.join(missing)}"
+    if not isinstance(document["points"], list) or not document["points"]:
+        return "points must be a non-empty list (a baseline that checks nothing passes everything)"
+    if not isinstance(document["bd"], list):
+        return "bd must be a list"
     for index, point in enumerate(document["points"]):
-        if not isinstance(point, dict) or "codec" not in point or "quality" not in point:
-            return f"points[{index}] needs codec and quality"
+        if not isinstance(point, dict) or not isinstance(point.get("codec"), str) or not _finite(point.get("quality")):
+            return f"points[{index}] needs a codec name and a finite quality"
         for metric in [*TOLERANCES, *COUNTS]:
             value = point.get(metric)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            if value is not None and not _finite(value):
                 return f"points[{index}] ({point['codec']} q{point['quality']}): {metric} = {value!r} is not a finite number"
+            if metric in COUNTS and value is not None and value < 0:
+                return f"points[{index}] ({point['codec']} q{point['quality']}): {metric} = {value!r} is negative"
     for index, row in enumerate(document["bd"]):
         value = row.get("bd_rate_psnr") if isinstance(row, dict) else None
-        if not (isinstance(value, (int, float)) and math.isfinite(value)) or "codec" not in row:
+        if not _finite(value) or "codec" not in row:
             return f"bd[{index}] needs a codec and a finite bd_rate_psnr"
     return None
 
@@ -216,9 +227,12 @@ def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
         if metric not in TOLERANCES:
             raise GateUsageError(f"--tolerance {spec}: unknown metric {metric!r}; valid: {', '.join(TOLERANCES)}")
         try:
-            chosen[metric] = dataclasses.replace(TOLERANCES[metric], amount=float(amount))
+            value = float(amount)
         except ValueError:
             raise GateUsageError(f"--tolerance {spec}: expected a number") from None
+        if not (math.isfinite(value) and value >= 0):  # NaN would pass everything, a negative amount fail equal values
+            raise GateUsageError(f"--tolerance {spec}: must be a finite number ≥ 0")
+        chosen[metric] = dataclasses.replace(TOLERANCES[metric], amount=value)
     return chosen
 
 

@@ -58,6 +58,26 @@ def check_identity(config: SweepConfig, store: ResultStore) -> None:
         raise RunMismatch(f"{config.out} holds a run of another selection: {differ}; use another --out")
 
 
+POPULATION = ("kind", "images", "manifest_sha256")
+"""What makes a dataset the same set of images (`Dataset.identity`): its folder may move, but another source (the
+shipped sample or the full dataset), another image count or another split manifest selects other images."""
+
+
+def check_population(config: SweepConfig, store: ResultStore, dataset: str, identity: dict) -> None:
+    """RunMismatch when `store` holds `dataset` rows selected from another set of images than `identity` describes.
+
+    Aggregates average every stored row: rows of a five-image subset of the sample and of the full dataset would
+    make one ten-image "--limit 5" point.
+    """
+    stored = next((run["dataset_identities"][dataset] for run in reversed(store.runs())
+                   if dataset in run.get("dataset_identities", {})), None)  # fmt: skip
+    differ = [f"{key} {stored.get(key)} (stored) vs {identity.get(key)} (now)" for key in POPULATION
+              if stored is not None and stored.get(key) != identity.get(key)]  # fmt: skip
+    if differ:
+        raise RunMismatch(f"{config.out} holds {dataset} rows of other images: {', '.join(differ)} "
+                          f"(stored from {stored.get('root')}, now {identity.get('root')}); use another --out")
+
+
 def check_classifier(config: SweepConfig, store: ResultStore, dataset: str, model: str | None) -> None:
     """RunMismatch when `store` holds `dataset` predictions by another classifier than `model` is now.
 
@@ -174,11 +194,14 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
     for dataset_name in config.datasets:
         dataset = load_dataset(dataset_name, config.data_dir)
         records = [dataclasses.replace(r, sha256=_digest(r.path)) for r in dataset.select(config.split, config.limit, config.seed)]
+        if not records:
+            raise ConfigError(f"{dataset.name}: split {config.split} selects no images ({dataset.source})")
         changed = store.changed_images(dataset.name, {r.id: r.sha256 for r in records})
         if changed:  # replaced since they were measured: their rows are stale
             summary.rows_forgotten += store.forget(dataset.name, changed)
         summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
         summary.identities[dataset.name] = dataset.identity()
+        check_population(config, store, dataset.name, summary.identities[dataset.name])
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
         summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         check_classifier(config, store, dataset.name, model)

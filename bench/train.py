@@ -57,6 +57,17 @@ class TrainConfig:
     lambda_bpp: float = 0.075
 
 
+RESUMED_ONLY_WITH = ("arch", "lmbda", "quality", "config", "dataset", "split_seed", "seed", "steps", "batch_size", "lr",
+                     "val_limit", "init", "lambda_class", "lambda_rec", "lambda_bpp")
+"""What a resumed training must share with the one that saved its state: all the card claims (where it runs, how
+often it validates and where it writes may change)."""
+
+
+def _setup(config: TrainConfig) -> dict:
+    return {key: str(value) if isinstance(value, Path) else value
+            for key, value in dataclasses.asdict(config).items() if key in RESUMED_ONLY_WITH}  # fmt: skip
+
+
 SELECTION_TOLERANCE = 0.005
 """The final state is kept when its val loss is within this fraction of the best: a fine-tune's loss flattens while
 its rate still walks to the new λ's operating point (cvae q1: loss within ±0.7% from step 2,000 to 8,000 while the
@@ -211,6 +222,11 @@ def train(config: TrainConfig) -> Path:
     step, best, best_step, best_state, best_head, curve, elapsed = 0, math.inf, 0, None, {}, [], 0.0
     if last_path.exists():  # resume
         saved = torch.load(last_path, map_location="cpu", weights_only=True)
+        differ = [f"{key} {saved['setup'].get(key)} (saved) vs {value} (now)" for key, value in _setup(config).items()
+                  if "setup" in saved and saved["setup"].get(key) != value]  # fmt: skip
+        if differ:
+            raise ConfigError(f"{last_path} holds a training of another setup: {', '.join(differ)}; "
+                              "use another --work, or delete it to start over")  # fmt: skip
         model.load_state_dict(saved["model"])
         if head is not None:
             head.load_state_dict(saved["head"])
@@ -258,7 +274,7 @@ def train(config: TrainConfig) -> Path:
                 "aux_optimizer": aux_optimizer.state_dict(), "generator": generator.get_state(),
                 "step": step, "best": best, "best_step": best_step, "best_state": best_state,
                 "head": head.state_dict() if head is not None else {}, "best_head": best_head,
-                "curve": curve, "elapsed": elapsed + time.time() - started,
+                "curve": curve, "elapsed": elapsed + time.time() - started, "setup": _setup(config),
             }  # fmt: skip
             torch.save(state, work / f"{name}.tmp")
             (work / f"{name}.tmp").replace(last_path)

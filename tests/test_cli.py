@@ -133,6 +133,12 @@ def test_kodak_from_shared_data_dir(shared_datasets, tmp_path):
         (["--qualities", "cvae=2.5", "--codecs", "cvae"], "cvae: quality 2.5 is not one of"),
         (["--qualities", "jpeg=5", "--qualities", "jpeg=6"], "codec jpeg given twice"),
         (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir: no such directory"),
+        (["--seed", "-1"], "--seed: '-1': must be ≥ 0"),
+        (["--codecs", ","], "--codecs: ',': an empty list"),
+        (["--datasets", ""], "--datasets: '': an empty list"),
+        (["--qualities", "jpeg=50,webp=60"], "one codec per --qualities (repeat the option for another)"),
+        (["--bootstrap", "100000000"], "--bootstrap: '100000000': must be ≤ 100000"),
+        (["--data-dir", ""], "--data-dir: an empty path"),
     ],
 )  # fmt: skip
 def test_every_bad_argument_is_one_line_and_exit_2(tmp_path, capsys, arguments, message):
@@ -372,3 +378,78 @@ def test_a_replaced_image_loses_its_gallery_crops_too(tmp_path):
         assert len(store.crops()) == 2
         store.forget("d", ["a"])
         assert store.crops().empty
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--arch", "cvae", "--lmbda", "-1", "--quality", "1"], "--lmbda: '-1': must be > 0"),
+        (["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "256"], "--quality: '256': must be ≤ 255"),
+        (["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--stages", "99"], "--stages: '99': must be ≤ 8"),
+        (["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--lr", "nan"], "--lr: 'nan': must be > 0"),
+        (["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--steps", "0"], "--steps: '0': must be ≥ 1"),
+        (["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--split-seed", "-1"], "--split-seed: '-1'"),
+        (["classifier", "train", "--copies", "0"], "--copies: '0': must be ≥ 1"),
+        (["latent", "--arch", "jpeg"], "--arch: invalid choice: 'jpeg'"),
+        (["latent", "--train-limit", "0"], "--train-limit: '0': must be ≥ 1"),
+        (["datasets", "manifest", "--seed", "-1"], "--seed: '-1': must be ≥ 0"),
+    ],
+)  # fmt: skip
+def test_nonsense_numbers_of_every_command_are_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_path_that_cannot_be_written_is_a_usage_error_naming_it(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for argv in (["run", "--codecs", "jpeg", "--limit", "1", "--out", str(tmp_path / "file" / "run")],
+                 ["datasets", "manifest", "--out", str(tmp_path / "file" / "m.csv")]):  # fmt: skip
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / 'file'}") and err.count("\n") == 1 and "internal" not in err, err
+
+
+def test_an_unreachable_scheduler_is_a_usage_error(tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    assert main(["run", "--codecs", "jpeg", "--limit", "1", "--out", str(tmp_path / "run"), "--scheduler", "nope"]) == 2
+    assert "--scheduler nope: cannot connect" in capsys.readouterr().err
+
+
+def test_baseline_and_manifest_never_replace_a_file_of_another_kind(tmp_path, capsys):
+    out = _small_run(tmp_path)
+    database = (out / "results.sqlite").read_bytes()
+    for argv in (["baseline", str(out), "--out", str(out / "results.sqlite")],
+                 ["datasets", "manifest", "--out", str(out / "results.sqlite")]):  # fmt: skip
+        assert main(argv) == 2
+        assert "results.sqlite: a" in capsys.readouterr().err
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    (tmp_path / "notes.csv").write_text("a,b\n")
+    for argv, path in ((["baseline", str(out), "--out"], "notes.json"), (["datasets", "manifest", "--out"], "notes.csv")):
+        assert main([*argv, str(tmp_path / path)]) == 2
+        assert "exists and is not a" in capsys.readouterr().err
+    assert (out / "results.sqlite").read_bytes() == database and (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    assert main(["baseline", str(out), "--out", str(tmp_path / "base.json")]) == 0
+    assert main(["baseline", str(out), "--out", str(tmp_path / "base.json")]) == 0  # updating a baseline is fine
+
+
+def test_a_run_directory_never_mixes_two_image_populations(tmp_path, capsys):
+    import json
+    import sqlite3
+
+    out = _small_run(tmp_path)
+    with sqlite3.connect(out / "results.sqlite") as db:
+        (info,) = db.execute("SELECT info FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        info = json.loads(info)
+        info["dataset_identities"]["eurosat"].update(kind="full", images=26000)  # as if run on the full dataset
+        db.execute("UPDATE runs SET info = ?", (json.dumps(info),))
+    argv = ["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "4", "--out", str(out), "--no-progress", "--no-classify"]
+    assert main(argv) == 2
+    assert "holds eurosat rows of other images: kind full (stored) vs sample (now), images 26000 (stored) vs 500" in capsys.readouterr().err
+
+
+def test_a_selection_of_no_images_is_refused_not_an_empty_run(tmp_path, capsys):
+    for extra, message in ((["--split", "val"], "eurosat: split val selects no images (shipped sample"),
+                           (["--datasets", "folder:"], "folder: needs a path")):  # fmt: skip
+        assert main(["run", "--codecs", "jpeg", "--out", str(tmp_path / "run"), "--no-progress", *extra]) == 2
+        assert message in capsys.readouterr().err

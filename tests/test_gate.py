@@ -117,8 +117,12 @@ def test_one_image_failing_at_every_quality_is_a_regression(run_dir, baseline, t
         (lambda text: "[]", "not a JSON object"),
         (lambda text: text.replace('"psnr": ', '"psnr": NaN, "x": ', 1), "psnr = nan is not a finite number"),
         (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "points"}), "missing points"),
+        (lambda text: json.dumps({**json.loads(text), "points": []}), "points must be a non-empty list"),
+        (lambda text: json.dumps({**json.loads(text), "bd": None}), "bd must be a list"),
+        (lambda text: text.replace('"quality": ', '"quality": null, "x": ', 1), "needs a codec name and a finite quality"),
+        (lambda text: text.replace('"n_images": ', '"n_images": -1, "x": ', 1), "n_images = -1 is negative"),
     ],
-    ids=["garbage", "array", "nan", "no-points"],
+    ids=["garbage", "array", "nan", "no-points", "empty-points", "null-bd", "null-quality", "negative-count"],
 )  # fmt: skip
 def test_a_malformed_baseline_is_a_usage_error_not_a_pass_or_a_traceback(run_dir, baseline, capsys, mangle, message):
     baseline.write_text(mangle(baseline.read_text()))
@@ -151,3 +155,9 @@ def test_the_committed_baseline_is_replaced_only_with_force(run_dir, tmp_path, m
     assert "is a committed baseline; add --force to replace it" in capsys.readouterr().err
     assert '"name_"' in path.read_text()
     assert main(["baseline", str(run_dir), "--force"]) == 0 and path.read_text() == before
+
+
+@pytest.mark.parametrize("amount", ["nan", "-1", "inf"])
+def test_a_tolerance_must_be_a_finite_amount_not_a_switch(run_dir, baseline, capsys, amount):
+    assert main(["check", str(run_dir), "--baseline", str(baseline), "--tolerance", f"psnr={amount}"]) == 2
+    assert f"--tolerance psnr={amount}: must be a finite number ≥ 0" in capsys.readouterr().err

@@ -114,6 +114,7 @@ def test_truncated_or_corrupt_stream_is_a_clear_error(codec, tiles):
 
 
 def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
+    from bench.config import ConfigError
     from bench.train import TrainConfig, selected_step, train
 
     config = TrainConfig(arch="cvae", lmbda=0.01, quality=1, config={"channels": 8, "latent_channels": 8},
@@ -127,6 +128,10 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
     assert state["best"] < _initial_val_loss(config)
     assert card["val_bpp"] > 0 and card["sha256"] == checkpoints.sha256_of(path)
     assert [row["step"] for row in card["val_curve"]] == [15, 30] and card["val_curve"][-1]["psnr"] > 0
+    assert train(dataclasses.replace(config, threads=2, val_every=10)) == path  # resumed: where it runs may change
+    for changed in [{"lmbda": 0.5}, {"lr": 0.1, "seed": 7}, {"steps": 60}]:  # what its card would claim may not
+        with pytest.raises(ConfigError, match=r"cvae-q1\.last\.pt holds a training of another setup: .*\(saved\) vs"):
+            train(dataclasses.replace(config, **changed))
 
 
 def test_training_keeps_the_last_state_unless_it_is_measurably_worse_than_the_best():
@@ -318,7 +323,7 @@ def test_stages_are_refused_for_an_architecture_with_fixed_down_sampling(capsys)
     assert main(["train", "--arch", "bmshj2018-factorized", "--lmbda", "0.01", "--quality", "1", "--stages", "3"]) == 2
     assert "--stages: bmshj2018-factorized: its down-sampling is fixed" in capsys.readouterr().err
     assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "1", "--stages", "0"]) == 2
-    assert "--stages: cvae: must be ≥ 1, not 0" in capsys.readouterr().err
+    assert "argument --stages: '0': must be ≥ 1" in capsys.readouterr().err
 
 
 def test_training_without_train_images_names_the_dataset_and_split(capsys, monkeypatch):

@@ -98,8 +98,6 @@ def _cvae(config: dict):
 
 
 def _cvae_sizes(channels: int, latent_channels: int, stages: int | None) -> dict:
-    if stages is not None and stages < 1:
-        raise ValueError(f"must be ≥ 1, not {stages}")
     return {"channels": channels, "latent_channels": latent_channels, "stages": stages or 4}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.assets import refuse_committed
+from bench.assets import refuse_committed, refuse_replacing_other
 from bench.datasets import eurosat, folder, kodak, patternnet, rsicb256
 from bench.datasets.base import (
     DATA_DIR_ENV,
@@ -14,6 +14,7 @@ from bench.datasets.base import (
     Dataset,
     DatasetNotFound,
     ImageRecord,
+    MANIFEST_HEADER,
     assign_splits,
     manifest_path,
     stratified_subset,
@@ -32,6 +33,8 @@ FOLDER_PREFIX = "folder:"
 
 def check_name(name: str) -> None:
     """Raise KeyError listing the valid names when `name` is not a dataset."""
+    if name == FOLDER_PREFIX:  # an empty path would silently mean the current folder
+        raise UnknownName(f"{FOLDER_PREFIX} needs a path: {FOLDER_PREFIX}PATH")
     if name not in DATASETS and not name.startswith(FOLDER_PREFIX):
         raise UnknownName(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; valid: {', '.join(DATASETS)}, "
                        f"{FOLDER_PREFIX}PATH")
@@ -48,6 +51,7 @@ def write_split_manifest(name: str, data_dir: Path | None, seed: int, out: Path 
     committed = manifest_path(dataset.name, seed)
     path = out or Path("runs") / "manifests" / committed.name
     refuse_committed(path, committed, "the committed split every committed model used", force)
+    refuse_replacing_other(path, "a split manifest", ".csv", lambda p: p.read_text().startswith(MANIFEST_HEADER))
     write_manifest(assign_splits(dataset.records, seed), path)
     return path, dataset
 

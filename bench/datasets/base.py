@@ -141,6 +141,10 @@ def manifest_path(name: str, seed: int) -> Path:
     return SHIPPED_DIR / "manifests" / f"{name}-seed{seed}.csv"
 
 
+MANIFEST_HEADER = "id,label,split"
+"""The first line of a split manifest."""
+
+
 def write_manifest(records: Sequence[ImageRecord], path: Path) -> None:
     """Write records (id, label, split) as CSV, sorted by id."""
     import csv
@@ -148,7 +152,7 @@ def write_manifest(records: Sequence[ImageRecord], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "label", "split"])
+        writer.writerow(MANIFEST_HEADER.split(","))
         for record in sorted(records, key=lambda r: r.id):
             writer.writerow([record.id, record.label or "", record.split])
 
