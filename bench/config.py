@@ -84,6 +84,10 @@ def check_config(config: SweepConfig) -> None:
         raise ConfigError(f"--device {config.device}: {problem}")
     if config.protocol not in PROTOCOL_CHOICES:
         raise ConfigError(f"--protocol {config.protocol!r}: valid: {', '.join(PROTOCOL_CHOICES)}")
+    try:
+        str(config.out).encode("utf-8")
+    except UnicodeEncodeError:  # its name goes into the database, the tables and the reports
+        raise ConfigError(f"--out {config.out!s:.60}: the name is not valid UTF-8; choose another") from None
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ConfigError(f"--out {config.out}: is a file, not a run directory")
     for flag, folder in (("--data-dir", config.data_dir), ("--weights-dir", config.weights_dir)):

@@ -28,6 +28,8 @@ class ReferenceError(ValueError):
 def parse_spec(spec: str) -> tuple[str | None, Path]:
     """``kodak=vtm.json`` → ("kodak", vtm.json); ``vtm.json`` → (None: every dataset of the run, vtm.json)."""
     dataset, _, path = spec.rpartition("=")
+    if not path.strip():  # Path("") would be the current folder
+        raise ReferenceError(f"--reference {spec}: no file named")
     return (dataset or None), Path(path)
 
 
@@ -41,11 +43,13 @@ def load(spec: str) -> pd.DataFrame:
                    for key, column in KEYS.items() if key in results}  # fmt: skip
     except FileNotFoundError:
         raise ReferenceError(f"--reference {path}: no such file") from None
+    except OSError as exc:
+        raise ReferenceError(f"--reference {path}: unreadable ({exc.strerror})") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ReferenceError(f"--reference {path}: not CompressAI's results format ({type(exc).__name__}: {exc}); "
                              'expected {"name", "results": {"bpp": [...], "psnr-rgb": [...]}}') from None  # fmt: skip
-    if "bpp" not in columns or "psnr" not in columns or len({len(v) for v in columns.values()}) != 1:
-        raise ReferenceError(f"--reference {path}: needs lists 'bpp' and 'psnr-rgb' of equal length")
+    if "bpp" not in columns or "psnr" not in columns or len({len(v) for v in columns.values()}) != 1 or not columns["bpp"]:
+        raise ReferenceError(f"--reference {path}: needs non-empty lists 'bpp' and 'psnr-rgb' of equal length")
     if not all(math.isfinite(v) and v > 0 for v in columns["bpp"]):
         raise ReferenceError(f"--reference {path}: every bpp must be a positive number")
     curve = pd.DataFrame(columns)

@@ -453,3 +453,23 @@ def test_a_selection_of_no_images_is_refused_not_an_empty_run(tmp_path, capsys):
                            (["--datasets", "folder:"], "folder: needs a path")):  # fmt: skip
         assert main(["run", "--codecs", "jpeg", "--out", str(tmp_path / "run"), "--no-progress", *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_file_and_folder_names_that_are_not_utf8_are_measured_not_fatal(tmp_path, capsys):
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for name in (b"x\xe9y.png", b"ok.png", b"class_\xff/a.png"):
+        path = tmp_path / "data" / os.fsdecode(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+    out = tmp_path / "run"
+    assert main(["run", "--datasets", f"folder:{tmp_path / 'data'}", "--codecs", "jpeg", "--qualities", "50",
+                 "--out", str(out), "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
+    images = set(pd.read_csv(out / "results.csv")["image"])
+    assert images == {"x\\xe9y.png", "ok.png", "class_\\xff/a.png"}
+    assert main(["run", "--codecs", "jpeg", "--out", os.fsdecode(bytes(tmp_path / "run") + b"\xff")]) == 2
+    assert "the name is not valid UTF-8" in capsys.readouterr().err

@@ -62,8 +62,11 @@ def test_a_bad_reference_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "2", "--out", str(out), "--jobs", "1",
                  "--no-progress", "--no-classify", "--no-report"]) == 0  # fmt: skip
     (tmp_path / "bad.json").write_text('{"name": "x", "results": {"bpp": [1, 2]}}')
+    (tmp_path / "empty.json").write_text('{"name": "x", "results": {"bpp": [], "psnr-rgb": []}}')
     capsys.readouterr()
-    for reference, message in ((tmp_path / "bad.json", "needs lists 'bpp' and 'psnr-rgb'"),
+    for reference, message in ((tmp_path / "bad.json", "needs non-empty lists 'bpp' and 'psnr-rgb'"),
+                               (tmp_path / "empty.json", "needs non-empty lists"), ("eurosat=", "no file named"),
+                               (tmp_path, "unreadable (Is a directory)"),
                                (tmp_path / "none.json", "no such file"), (f"kodak={tmp_path / 'bad.json'}", "")):  # fmt: skip
         assert main(["report", str(out), "--no-progress", "--reference", str(reference)]) == 2
         err = capsys.readouterr().err

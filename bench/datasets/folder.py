@@ -11,15 +11,21 @@ from pathlib import Path
 from bench.datasets.base import Dataset, DatasetNotFound, ImageRecord, list_images
 
 
+def _readable(name: str) -> str:
+    """`name` with bytes that are not UTF-8 (kept by Python as surrogates) written as ``\\xe9``: ids and labels go
+    into SQLite, CSV and HTML, which take only valid text; the record keeps the real path."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def load(path: Path) -> Dataset:
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise DatasetNotFound(f"folder:{path}: not a directory")
     records = []
     for image in list_images(folder):
-        relative = image.relative_to(folder)
-        label = relative.parts[0] if len(relative.parts) > 1 else None
-        records.append(ImageRecord(relative.as_posix(), image, label))
+        relative = _readable(image.relative_to(folder).as_posix())
+        label = relative.split("/")[0] if "/" in relative else None
+        records.append(ImageRecord(relative, image, label))
     if not records:
         raise DatasetNotFound(f"folder:{path}: no images found")
     return Dataset(f"folder:{path}", folder, f"{folder}, {len(records)} images", "as given by the user", tuple(records),
