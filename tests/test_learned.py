@@ -555,3 +555,17 @@ def test_the_device_is_probed_here_only_when_the_workers_run_here(tmp_path):
     with pytest.raises(ConfigError, match="--device cuda: no CUDA device here"):
         check_config(local)
     check_config(dataclasses.replace(local, scheduler="tcp://gpu-cluster:8786"))  # its workers may have GPUs
+
+
+def test_latent_and_init_mistakes_are_usage_errors(tmp_path, capsys, monkeypatch, labelled_folder):
+    from bench.cli import main
+
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    assert main(["latent", "--out", str(tmp_path / "run")]) == 2  # the shipped sample is test-only
+    assert "the latent classifier needs labelled train, val and test images; its train, val split is empty" in capsys.readouterr().err
+    init = _write_checkpoint(tmp_path / "mine", config={"channels": 8, "latent_channels": 8})
+    assert main(["train", "--arch", "cvae", "--lmbda", "0.01", "--quality", "3", "--dataset", labelled_folder,
+                 "--channels", "16", "--latent-channels", "8", "--steps", "1", "--init", str(init),
+                 "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"--init {init}: its weights (cvae, {{'channels': 8, 'latent_channels': 8}}) do not fit" in err and err.count("\n") == 1

@@ -18,6 +18,7 @@ import numpy as np
 
 from bench.codecs import get_codec
 from bench.codecs import learned
+from bench.config import ConfigError
 from bench.datasets import load_dataset
 from bench.images import read_rgb
 from bench.tasks import classifier, scores
@@ -99,6 +100,10 @@ def evaluate_latents(arch: str, quality: int, dataset_name: str = "eurosat", dat
     dataset = load_dataset(dataset_name, data_dir)
     classes = dataset.classes
     splits = {name: dataset.select(name, limit if name == "train" else None, seed) for name in ("train", "val", "test")}
+    empty = [name for name, records in splits.items() if not records]
+    if empty or not dataset.labelled:  # the shipped EuroSAT sample holds test tiles only
+        raise ConfigError(f"{dataset.name} ({dataset.source}): the latent classifier needs labelled train, val and "
+                          f"test images; {'its ' + ', '.join(empty) + ' split is empty' if empty else 'it is unlabelled'}")
     arrays = {name: _latents(arch, quality, records, weights_dir) for name, records in splits.items()}
     labels = {name: np.array([classes.index(r.label) for r in records]) for name, records in splits.items()}
     head, scale, val_accuracy = _fit(arrays["train"][0], labels["train"], arrays["val"][0], labels["val"],
