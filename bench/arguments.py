@@ -70,6 +70,13 @@ def path(text: str) -> Path:
     return Path(text)
 
 
+def codec_file(text: str) -> str:
+    """A ``.toml`` codec file (any other name would be imported as a plug-in module)."""
+    if Path(text).suffix != ".toml":
+        raise argparse.ArgumentTypeError(f"{text!r}: a codec file is a .toml file (see bench/codecs/external.py)")
+    return text
+
+
 SEED = number(int, minimum=0)  # NumPy's generators take no negative seed
 POSITIVE = number(int, minimum=1)
 
@@ -99,7 +106,7 @@ def quality_spec(text: str) -> tuple[str | None, tuple[float, ...]]:
 def _plugin_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE.py",
                         help="import a plug-in that registers codecs (repeatable; entry points load by themselves)")
-    parser.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml",
+    parser.add_argument("--codec-file", action="append", dest="plugin", metavar="FILE.toml", type=codec_file,
                         help="codecs defined by external encoder/decoder commands (repeatable; see bench/codecs/external.py)")
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.arguments import EXIT_USAGE, build_parser
+from bench.bd import DEFAULT_ANCHOR
 from bench.files import file_part
 from bench.names import did_you_mean
 from bench.store import DB_NAME
@@ -37,6 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     get_codec(args.anchor)  # UnknownName before anything runs, as is a bad --reference:
     [references.load(spec) for spec in args.reference]
+    if args.anchor != DEFAULT_ANCHOR and args.anchor not in args.codecs:  # else no tables after the sweep
+        raise UsageError(f"--anchor {args.anchor}: not among --codecs, so the BD tables would have nothing to "
+                         "compare against; add it to --codecs (rows it already has are not measured again)")
     out = args.out or Path("runs") / "+".join(map(file_part, args.datasets))
     config = SweepConfig(
         datasets=args.datasets, codecs=args.codecs, out=out, qualities=resolve_qualities(args.qualities, args.codecs, args.weights_dir),

@@ -139,6 +139,7 @@ def test_kodak_from_shared_data_dir(shared_datasets, tmp_path):
         (["--qualities", "jpeg=50,webp=60"], "one codec per --qualities (repeat the option for another)"),
         (["--bootstrap", "100000000"], "--bootstrap: '100000000': must be ≤ 100000"),
         (["--data-dir", ""], "--data-dir: an empty path"),
+        (["--codecs", "jpeg", "--anchor", "webp"], "--anchor webp: not among --codecs"),
     ],
 )  # fmt: skip
 def test_every_bad_argument_is_one_line_and_exit_2(tmp_path, capsys, arguments, message):
@@ -393,6 +394,7 @@ def test_a_replaced_image_loses_its_gallery_crops_too(tmp_path):
         (["latent", "--arch", "jpeg"], "--arch: invalid choice: 'jpeg'"),
         (["latent", "--train-limit", "0"], "--train-limit: '0': must be ≥ 1"),
         (["datasets", "manifest", "--seed", "-1"], "--seed: '-1': must be ≥ 0"),
+        (["codecs", "--codec-file", "/tmp"], "--codec-file: '/tmp': a codec file is a .toml file"),
     ],
 )  # fmt: skip
 def test_nonsense_numbers_of_every_command_are_usage_errors(argv, message, capsys):
