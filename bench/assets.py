@@ -118,7 +118,7 @@ def refuse_replacing_other(path: Path, what: str, suffix: str, is_one: Callable[
         raise AssetError(f"--out {path}: {what} is written to a {suffix} file")
     try:
         same_kind = path.is_file() and is_one(path)
-    except (OSError, ValueError):  # unreadable, or not even text
+    except (OSError, ValueError, RecursionError):  # unreadable, not even text, or nested too deep
         same_kind = False
     if path.exists() and not same_kind:
         raise AssetError(f"--out {path}: exists and is not {what}; remove it or choose another path")

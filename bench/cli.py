@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     get_codec(args.anchor)  # UnknownName before anything runs, as is a bad --reference:
     [references.load(spec) for spec in args.reference]
-    if args.anchor != DEFAULT_ANCHOR and args.anchor not in args.codecs:  # else no tables after the sweep
+    if args.anchor not in args.codecs and args.anchor != DEFAULT_ANCHOR:  # else no tables after the sweep
         raise UsageError(f"--anchor {args.anchor}: not among --codecs, so the BD tables would have nothing to "
                          "compare against; add it to --codecs (rows it already has are not measured again)")
     out = args.out or Path("runs") / "+".join(map(file_part, args.datasets))
@@ -62,6 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               "run the same command again to resume", file=sys.stderr)  # fmt: skip
         return 128 + exc.signum
     print("\n".join(summary.lines(verbose=args.verbose)))
+    if args.anchor not in args.codecs:
+        print(f"note: the BD tables compare against --anchor {args.anchor} (the default), which is not among --codecs: "
+              "they are empty unless this run directory holds its rows")  # fmt: skip
     paths = _publish(out, args, report=not args.no_report)
     print(f"results in {out}/: {DB_NAME}, " + ", ".join(p.name for p in paths.values()))
     return 0
@@ -253,10 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: disk full while writing {where} ({exc.filename or 'a file'}); every row stored before is "
                   "kept: free space and run the same command again", file=sys.stderr)  # fmt: skip
             return EXIT_USAGE
-        if exc.filename is None:
+        if exc.filename is None or os.environ.get(TRACEBACK_ENV):
             return _internal_error(exc)
-        # a path the user gave (or one under it) that cannot be read or written: not a bug of bench
-        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        # a path the user gave (or one under it) that cannot be read or written: not a bug of bench. filename2 is
+        # the target of a rename (`bench.files.atomic_write` writes a temporary file first)
+        print(f"error: {exc.filename2 or exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a bug of the suite: say so in one line, never with the exit code of a regression
         return _internal_error(exc)

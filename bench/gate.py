@@ -126,8 +126,8 @@ def load_baseline(path: Path) -> dict:
     """A baseline document, checked: GateUsageError naming the file and the problem when it is malformed."""
     try:
         document = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GateUsageError(f"{path}: not a readable baseline ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise GateUsageError(f"{path}: not a readable baseline ({type(exc).__name__}: {exc})") from None
     problem = _baseline_problem(document)
     if problem:
         raise GateUsageError(f"{path}: malformed baseline: {problem}")

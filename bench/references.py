@@ -45,7 +45,7 @@ def load(spec: str) -> pd.DataFrame:
         raise ReferenceError(f"--reference {path}: no such file") from None
     except OSError as exc:
         raise ReferenceError(f"--reference {path}: unreadable ({exc.strerror})") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ReferenceError(f"--reference {path}: not CompressAI's results format ({type(exc).__name__}: {exc}); "
                              'expected {"name", "results": {"bpp": [...], "psnr-rgb": [...]}}') from None  # fmt: skip
     if "bpp" not in columns or "psnr" not in columns or len({len(v) for v in columns.values()}) != 1 or not columns["bpp"]:

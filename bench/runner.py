@@ -190,27 +190,29 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
             codecs.append(codec)
         else:
             summary.unavailable[name] = codec.unavailable_reason or ""
-    tasks = []
+    selected = []  # every dataset is checked before any stored row is forgotten: a refused run stays as it was
     for dataset_name in config.datasets:
         dataset = load_dataset(dataset_name, config.data_dir)
         records = [dataclasses.replace(r, sha256=_digest(r.path)) for r in dataset.select(config.split, config.limit, config.seed)]
         if not records:
             raise ConfigError(f"{dataset.name}: split {config.split} selects no images ({dataset.source})")
-        changed = store.changed_images(dataset.name, {r.id: r.sha256 for r in records})
-        if changed:  # replaced since they were measured: their rows are stale
-            summary.rows_forgotten += store.forget(dataset.name, changed)
-        summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split})"
         summary.identities[dataset.name] = dataset.identity()
         check_population(config, store, dataset.name, summary.identities[dataset.name])
         model = classifier.matching(dataset.name, dataset.classes) if config.classify and dataset.labelled else None
-        summary.datasets[dataset.name] += f"; classifier: {model or 'none'}"
         check_classifier(config, store, dataset.name, model)
-        make_task = functools.partial(Task, dataset.name, classifier=model, max_pixels=config.max_pixels,
+        check_codec_versions(config, store, dataset.name, codecs)
+        summary.datasets[dataset.name] = f"{dataset.source}; {len(records)} selected (split {config.split}); classifier: {model or 'none'}"
+        selected.append((dataset.name, records, model))
+    wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
+    tasks = []
+    for dataset_name, records, model in selected:
+        changed = store.changed_images(dataset_name, {r.id: r.sha256 for r in records})
+        if changed:  # replaced since they were measured: their rows are stale
+            summary.rows_forgotten += store.forget(dataset_name, changed)
+        make_task = functools.partial(Task, dataset_name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir, device=config.device,
                                       gallery=crops.choose(records))  # fmt: skip
-        done = store.done(dataset.name)
-        wanted = [(codec, float(q)) for codec in codecs for q in config.qualities.get(codec.name, codec.qualities)]
-        check_codec_versions(config, store, dataset.name, codecs)
+        done = store.done(dataset_name)
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)

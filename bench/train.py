@@ -64,7 +64,7 @@ often it validates and where it writes may change)."""
 
 
 def _setup(config: TrainConfig) -> dict:
-    return {key: str(value) if isinstance(value, Path) else value
+    return {key: str(value.resolve()) if isinstance(value, Path) else value  # --init, however it is written
             for key, value in dataclasses.asdict(config).items() if key in RESUMED_ONLY_WITH}  # fmt: skip
 
 

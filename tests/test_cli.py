@@ -464,7 +464,7 @@ def test_file_and_folder_names_that_are_not_utf8_are_measured_not_fatal(tmp_path
     from PIL import Image
 
     pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    for name in (b"x\xe9y.png", b"ok.png", b"class_\xff/a.png"):
+    for name in (b"x\xe9y.png", b"x\\xe9y.png", b"ok.png", b"class_\xff/a.png"):  # a byte, and a backslash
         path = tmp_path / "data" / os.fsdecode(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(path)
@@ -472,6 +472,27 @@ def test_file_and_folder_names_that_are_not_utf8_are_measured_not_fatal(tmp_path
     assert main(["run", "--datasets", f"folder:{tmp_path / 'data'}", "--codecs", "jpeg", "--qualities", "50",
                  "--out", str(out), "--jobs", "1", "--no-progress"]) == 0  # fmt: skip
     images = set(pd.read_csv(out / "results.csv")["image"])
-    assert images == {"x\\xe9y.png", "ok.png", "class_\\xff/a.png"}
+    assert images == {"x\\xe9y.png", "x\\\\xe9y.png", "ok.png", "class_\\xff/a.png"}  # four files, four ids
     assert main(["run", "--codecs", "jpeg", "--out", os.fsdecode(bytes(tmp_path / "run") + b"\xff")]) == 2
     assert "the name is not valid UTF-8" in capsys.readouterr().err
+
+
+def test_a_refused_resume_forgets_no_stored_row(tmp_path, capsys):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(3):
+        Image.new("RGB", (16, 16), (index * 40, 0, 0)).save(data / f"im{index}.png")
+    argv = ["run", "--datasets", f"folder:{data}", "--codecs", "jpeg", "--qualities", "50", "--out", str(tmp_path / "run"),
+            "--jobs", "1", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    Image.new("RGB", (16, 16), (0, 255, 0)).save(data / "im0.png")  # replaced: its rows would be measured again...
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(data / "im3.png")  # ...but a new image makes it another population
+    assert main(argv) == 2
+    assert "rows of other images: images 3 (stored) vs 4 (now)" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "run" / "results.csv")) == 3
+    from bench.store import ResultStore
+
+    with ResultStore(tmp_path / "run" / "results.sqlite") as store:
+        assert len(store.frame()) == 3

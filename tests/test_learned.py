@@ -10,6 +10,7 @@ import json
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,6 +130,9 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, labelled_folder):
     assert card["val_bpp"] > 0 and card["sha256"] == checkpoints.sha256_of(path)
     assert [row["step"] for row in card["val_curve"]] == [15, 30] and card["val_curve"][-1]["psnr"] > 0
     assert train(dataclasses.replace(config, threads=2, val_every=10)) == path  # resumed: where it runs may change
+    from bench.train import _setup
+
+    assert _setup(dataclasses.replace(config, init=Path("a.pt"))) == _setup(dataclasses.replace(config, init=Path.cwd() / "a.pt"))
     for changed in [{"lmbda": 0.5}, {"lr": 0.1, "seed": 7}, {"steps": 60}]:  # what its card would claim may not
         with pytest.raises(ConfigError, match=r"cvae-q1\.last\.pt holds a training of another setup: .*\(saved\) vs"):
             train(dataclasses.replace(config, **changed))

@@ -128,12 +128,24 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def readable(name: str) -> str:
+    """`name` as valid text: bytes that are not UTF-8 (which Python keeps as surrogates) written as ``\\xe9``, and
+    backslashes doubled so that no two names meet. Ids and labels go into SQLite, CSV and HTML, which take only valid
+    text; a record keeps its real path."""
+    return name.replace("\\", "\\\\").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def image_id(path: Path, root: Path) -> str:
+    """The id of the image at `path` in a dataset rooted at `root`: its relative POSIX path, `readable`."""
+    return readable(path.relative_to(root).as_posix())
+
+
 def records_from_class_folders(root: Path) -> tuple[ImageRecord, ...]:
     """Records of every image in `root/<Class>/…`, labelled by class folder."""
     records = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in list_images(folder):
-            records.append(ImageRecord(path.relative_to(root).as_posix(), path, folder.name))
+            records.append(ImageRecord(image_id(path, root), path, readable(folder.name)))
     return tuple(records)
 
 

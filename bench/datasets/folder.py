@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import Dataset, DatasetNotFound, ImageRecord, list_images
-
-
-def _readable(name: str) -> str:
-    """`name` with bytes that are not UTF-8 (kept by Python as surrogates) written as ``\\xe9``: ids and labels go
-    into SQLite, CSV and HTML, which take only valid text; the record keeps the real path."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+from bench.datasets.base import Dataset, DatasetNotFound, ImageRecord, image_id, list_images
 
 
 def load(path: Path) -> Dataset:
@@ -23,7 +17,7 @@ def load(path: Path) -> Dataset:
         raise DatasetNotFound(f"folder:{path}: not a directory")
     records = []
     for image in list_images(folder):
-        relative = _readable(image.relative_to(folder).as_posix())
+        relative = image_id(image, folder)
         label = relative.split("/")[0] if "/" in relative else None
         records.append(ImageRecord(relative, image, label))
     if not records:

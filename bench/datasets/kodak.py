@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import Dataset, DatasetNotFound, ImageRecord, data_dir, list_images
+from bench.datasets.base import Dataset, DatasetNotFound, ImageRecord, data_dir, image_id, list_images
 
 LICENCE = "released by Eastman Kodak for unrestricted use"
 
@@ -21,7 +21,7 @@ def load(root: Path | None = None) -> Dataset:
             f"kodak: no kodak/ folder under {base or 'the data dir'}; pass --data-dir ROOT "
             "(or set BENCH_DATA_DIR) with ROOT/kodak/kodim01.png …"
         )
-    records = tuple(ImageRecord(p.name, p, None) for p in list_images(folder))
+    records = tuple(ImageRecord(image_id(p, folder), p, None) for p in list_images(folder))
     if not records:
         raise DatasetNotFound(f"kodak: no images in {folder}")
     return Dataset("kodak", folder, f"{folder}, {len(records)} images", LICENCE, records)

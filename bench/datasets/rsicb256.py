@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import Dataset, DatasetNotFound, first_folder, ImageRecord, data_dir, list_images
+from bench.datasets.base import Dataset, DatasetNotFound, first_folder, ImageRecord, data_dir, image_id, list_images, readable
 
 LICENCE = "for research use, as stated by the authors (github.com/lehaifeng/RSI-CB)"
 _LAYOUTS = ("rsi-cb256", "RSI-CB256", "rsi-cb256/RSI-CB256")
@@ -27,7 +27,7 @@ def load(root: Path | None = None) -> Dataset:
     for category in sorted(p for p in folder.iterdir() if p.is_dir()):
         for class_dir in sorted(p for p in category.iterdir() if p.is_dir()):
             records += [
-                ImageRecord(path.relative_to(folder).as_posix(), path, class_dir.name) for path in list_images(class_dir)
+                ImageRecord(image_id(path, folder), path, readable(class_dir.name)) for path in list_images(class_dir)
             ]
     if not records:
         raise DatasetNotFound(f"rsi-cb256: no images in {folder}/<category>/<class>/")
