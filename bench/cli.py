@@ -179,8 +179,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bench.run import Run
 
     directory = args.run
-    for path in export(Run(directory), args.format, args.out or directory / "export" / args.format, args.anchor):
-        print(f"wrote {path}")
+    written = export(Run(directory), args.format, args.out or directory / "export" / args.format, args.anchor)
+    if not written:
+        raise UsageError(f"{directory}: no codec has a measured point to export (every row failed, or none is stored)")
+    print("\n".join(f"wrote {path}" for path in written))
     return 0
 
 

@@ -48,10 +48,13 @@ def compressai_results(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict[tuple[str
     ``bd``: its BD deltas against `anchor` with their 95% bootstrap intervals,
     by rate view (``bpp``, ``bpp_payload``) and quality axis.
     """
+    run.check_anchor(anchor)
     documents = {}
     bd = run.bd(anchor)
     for (dataset, codec), curve in run.summary.groupby(["dataset", "codec"], sort=False):
-        curve = curve.sort_values("bpp")
+        curve = curve[curve["bpp"].notna()].sort_values("bpp")  # a point where every image failed has no rate
+        if curve.empty:
+            continue
         results = {"bpp": curve["bpp"].tolist(), "psnr-rgb": curve["psnr"].tolist()}
         if curve["ms_ssim"].notna().all():
             results["ms-ssim-rgb"] = curve["ms_ssim"].tolist()

@@ -59,12 +59,19 @@ class Measured:
     decoded: np.ndarray | None = None
 
 
+def _stream(data: object) -> bytes:
+    """`data` if it is a byte string: the len() of a str or a list would be stored as a rate."""
+    if not isinstance(data, bytes):
+        raise TypeError(f"returned {type(data).__name__}, not bytes")
+    return data
+
+
 def measure(codec: Codec, reference: metrics.Reference, quality: float) -> Measured:
     """Encode and decode the original once; rate, distortion and timing of the result."""
     stage = "encode"
     try:
         start = time.perf_counter()
-        data = codec.encode(reference.image, quality)
+        data = _stream(codec.encode(reference.image, quality))
         encoded = time.perf_counter()
         stage = "decode"
         decoded = codec.decode(data)
@@ -81,7 +88,7 @@ def measure_batch(codec: Codec, references: list[metrics.Reference], quality: fl
     """
     try:
         start = time.perf_counter()
-        streams = codec.encode_batch([r.image for r in references], quality)
+        streams = [_stream(data) for data in codec.encode_batch([r.image for r in references], quality)]
         encoded = time.perf_counter()
         decoded = codec.decode_batch(streams)
         encode_s, decode_s = (encoded - start) / len(references), (time.perf_counter() - encoded) / len(references)
@@ -97,6 +104,8 @@ def _measured(codec, reference: metrics.Reference, data: bytes, decoded, encode_
             raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {reference.shape} uint8")
         stage = "header_size"
         header = codec.header_size(data)
+        if not 0 <= header <= len(data):
+            raise ValueError(f"{header} bytes of a {len(data)}-byte stream")
         stage = "metrics"
         values = {
             "bytes": len(data),

@@ -53,6 +53,26 @@ def _context():
 _PR_SET_PDEATHSIG = 1
 
 
+def _find_prctl():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
+    except (OSError, AttributeError, TypeError):  # not Linux
+        return None
+
+
+_PRCTL = _find_prctl()  # looked up once: `die_at_parent_death` runs between fork and exec, where loading is unsafe
+
+
+def die_at_parent_death() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere nothing).
+
+    One C call, so it also serves as a ``subprocess`` ``preexec_fn``: an external codec's command must not outlive
+    the worker that a time limit killed.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _die_with_parent(parent: int) -> None:
     """End this worker when the process that started it dies, however it dies.
 
@@ -62,10 +82,7 @@ def _die_with_parent(parent: int) -> None:
     at the parent's death (prctl PR_SET_PDEATHSIG). Elsewhere, and as a
     second line: a daemon thread exits once the worker has been re-parented.
     """
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError, TypeError):  # not Linux
-        pass
+    die_at_parent_death()
     if os.getppid() != parent:  # the parent died before the request above took effect
         os._exit(1)
 

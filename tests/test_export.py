@@ -71,3 +71,21 @@ def test_a_bad_reference_file_is_one_line_and_exit_2(tmp_path, capsys):
         assert main(["report", str(out), "--no-progress", "--reference", str(reference)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_export_checks_its_anchor_and_skips_points_without_a_rate(tmp_path, capsys):
+    import sqlite3
+
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg,webp", "--qualities", "50", "--limit", "2", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify", "--no-report"]) == 0  # fmt: skip
+    assert main(["export", str(out), "--anchor", "nosuch"]) == 2
+    assert "--anchor 'nosuch': not in this run" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as db:  # every webp row failed: no point to export
+        db.execute("UPDATE results SET error = 'encode: broken', bytes = NULL, bpp = NULL, psnr = NULL WHERE codec = 'webp'")
+    assert main(["export", str(out)]) == 0
+    assert [p.name for p in (out / "export" / "compressai" / "eurosat").iterdir()] == ["jpeg.json"]
+    with sqlite3.connect(out / "results.sqlite") as db:
+        db.execute("UPDATE results SET error = 'encode: broken', bytes = NULL, bpp = NULL, psnr = NULL")
+    assert main(["export", str(out), "--out", str(tmp_path / "none")]) == 2
+    assert "no codec has a measured point to export" in capsys.readouterr().err

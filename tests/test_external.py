@@ -81,3 +81,17 @@ def test_a_missing_tool_makes_the_codec_unavailable_with_what_it_looked_for(tmp_
     (tmp_path / "x.toml").write_text(spec)
     (codec,) = codecs_from_file(tmp_path / "x.toml")
     assert not codec.available and "no-such-encoder not on PATH" in codec.unavailable_reason
+
+
+def test_a_command_past_the_time_limit_dies_with_its_worker(tmp_path):
+    marker = "41.71"  # a sleep no other process runs
+    spec = (EXAMPLES / "cjpeg.toml").read_text()
+    command = f"python3 -c 'import time; time.sleep({marker})' {{input}} {{output}} {{quality}}"  # the worker's child
+    spec = spec.replace(spec.split("encode = ")[1].split("\n")[0], f'"{command}"')
+    (tmp_path / "sleeper.toml").write_text(spec)
+    out = tmp_path / "run"
+    assert main(["run", "--codec-file", str(tmp_path / "sleeper.toml"), "--codecs", "cjpeg", "--qualities", "50",
+                 "--limit", "1", "--jobs", "1", "--time-limit", "2", "--out", str(out), "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    assert pd.read_csv(out / "results.csv")["error"].str.startswith("timeout").all()
+    left = subprocess.run(["pgrep", "-f", f"time.sleep.{marker}"], capture_output=True, text=True).stdout.split()
+    assert not left, f"orphaned codec commands: {left}"

@@ -63,3 +63,28 @@ def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path):
     broken.write_text("raise RuntimeError('my bug')\n")
     done = _bench("codecs", "--plugin", str(broken), cwd=tmp_path)
     assert done.returncode == 2 and "plug-in" in done.stderr and "my bug" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_codec_that_breaks_its_contract_gets_error_rows_not_numbers(tiles):
+    import dataclasses
+
+    from bench import metrics
+    from bench.codecs import get_codec
+    from bench.measure import measure
+
+    jpeg = get_codec("jpeg")
+    reference = metrics.prepare(tiles[0])
+    text = dataclasses.replace(jpeg, name="text", encode=lambda image, quality: "a string")
+    assert measure(text, reference, 50).values == {"error": "encode: TypeError: returned str, not bytes"}
+    header = dataclasses.replace(jpeg, name="header", header_size=lambda data: 2 * len(data))
+    assert measure(header, reference, 50).values["error"].startswith("header_size: ValueError: ")
+
+
+def test_a_plugin_cannot_pass_itself_off_as_a_built_in_codec(tmp_path, capsys):
+    from bench.cli import main
+
+    plugin = tmp_path / "dup.py"
+    plugin.write_text("import dataclasses\nfrom bench.codecs import get_codec, register\n"
+                      "register(dataclasses.replace(get_codec('jpeg'), description='not jpeg'))\n")  # fmt: skip
+    assert main(["codecs", "--plugin", str(plugin)]) == 2
+    assert "codec name 'jpeg' is a built-in codec's" in capsys.readouterr().err

@@ -20,8 +20,14 @@ _ALL = (
 CODECS: dict[str, Codec] = {codec.name: codec for codec in _ALL}
 
 
+BUILT_IN = frozenset(CODECS)
+
+
 def register(codec: Codec) -> None:
-    """Add a codec to the registry (plugins, tests)."""
+    """Add a codec to the registry (plugins, tests); ValueError for a built-in codec's name, which a run or a report
+    would otherwise show as that codec."""
+    if codec.name in BUILT_IN:
+        raise ValueError(f"codec name {codec.name!r} is a built-in codec's; give the plug-in codec another name")
     CODECS[codec.name] = codec
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.codecs.base import Codec, CodecUnavailable, Image
+from bench.workers import die_at_parent_death
 
 FORMATS = {"png": ".png", "ppm": ".ppm"}
 
@@ -51,7 +52,7 @@ class Commands:
 
     def run(self, template: str, **paths: object) -> None:
         argv = [part.format(**paths) for part in shlex.split(template)]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, preexec_fn=die_at_parent_death)
         if done.returncode:
             raise RuntimeError(f"{self.name}: {argv[0]} exited with {done.returncode}: {done.stderr.strip()[:200]}")
 
