@@ -46,15 +46,17 @@ IDENTITY = ("split", "limit", "seed")
 """What selects the images of a run: rows of two selections in one database would be averaged together."""
 
 
+def _differences(stored: dict, now: dict, keys: tuple[str, ...], flag: str = "") -> str:
+    """``"--limit 4 (stored) vs 5 (now), …"`` for every key of `keys` whose value differs; empty when none does."""
+    return ", ".join(f"{flag}{key} {stored.get(key)} (stored) vs {now.get(key)} (now)"
+                     for key in keys if stored.get(key) != now.get(key))  # fmt: skip
+
+
 def check_identity(config: SweepConfig, store: ResultStore) -> None:
     """RunMismatch when `store` already holds a run whose selection differs from `config`'s."""
     runs = store.runs()
-    if not runs:
-        return
-    stored = {key: runs[0].get(key) for key in IDENTITY}
-    asked = {key: getattr(config, key) for key in IDENTITY}
-    if stored != asked:
-        differ = ", ".join(f"--{k} {stored[k]} (stored) vs {asked[k]} (now)" for k in IDENTITY if stored[k] != asked[k])
+    differ = runs and _differences(runs[0], {key: getattr(config, key) for key in IDENTITY}, IDENTITY, "--")
+    if differ:
         raise RunMismatch(f"{config.out} holds a run of another selection: {differ}; use another --out")
 
 
@@ -71,10 +73,9 @@ def check_population(config: SweepConfig, store: ResultStore, dataset: str, iden
     """
     stored = next((run["dataset_identities"][dataset] for run in reversed(store.runs())
                    if dataset in run.get("dataset_identities", {})), None)  # fmt: skip
-    differ = [f"{key} {stored.get(key)} (stored) vs {identity.get(key)} (now)" for key in POPULATION
-              if stored is not None and stored.get(key) != identity.get(key)]  # fmt: skip
+    differ = stored is not None and _differences(stored, identity, POPULATION)
     if differ:
-        raise RunMismatch(f"{config.out} holds {dataset} rows of other images: {', '.join(differ)} "
+        raise RunMismatch(f"{config.out} holds {dataset} rows of other images: {differ} "
                           f"(stored from {stored.get('root')}, now {identity.get('root')}); use another --out")
 
 
