@@ -94,9 +94,21 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+def _end(process: multiprocessing.process.BaseProcess) -> None:
+    """SIGKILL the worker's process group: the worker if it still runs, and whatever its tasks started that still
+    runs, such as an external codec's command and the processes that command spawned itself (unless they left the
+    group). Call it before the worker is reaped: until then its pid, the group's id, cannot be reused.
+    """
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # no member left; the group not made yet
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None,
            parent: int) -> None:  # fmt: skip
     _die_with_parent(parent)
+    if hasattr(os, "setpgrp"):  # a group of its own: ending the group also ends what the task started (`_end`)
+        os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     faulthandler.disable()  # a crash is reported by the parent as an error row, not as a traceback dump
@@ -174,6 +186,8 @@ class IsolatingPool:
                 worker.connection.send(None)
             except (BrokenPipeError, OSError):
                 pass
+            wait([worker.process.sentinel], 5)
+        _end(worker.process)
         worker.process.join(timeout=5)
         worker.connection.close()
 
@@ -217,6 +231,7 @@ class IsolatingPool:
                     if not died and elapsed <= limit:
                         continue
                     if died:
+                        _end(worker.process)  # what it left running, before reaping frees its pid
                         worker.process.join(timeout=5)  # reap it, so the exit code is known
                         reason = f"crash: worker process died ({_describe_exit(worker.process.exitcode)})"
                     else:

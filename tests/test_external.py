@@ -83,15 +83,24 @@ def test_a_missing_tool_makes_the_codec_unavailable_with_what_it_looked_for(tmp_
     assert not codec.available and "no-such-encoder not on PATH" in codec.unavailable_reason
 
 
-def test_a_command_past_the_time_limit_dies_with_its_worker(tmp_path):
-    marker = "41.71"  # a sleep no other process runs
+SLEEP = "python3 -c 'import time; time.sleep({})'"  # each test's own duration: a sleep no other process runs
+
+
+@pytest.mark.parametrize(("command", "error"), [
+    (f"{SLEEP.format(41.71)} {{input}} {{output}} {{quality}}", "timeout"),  # the worker's child, hung
+    (f'sh -c "{SLEEP.format(41.72)} & {SLEEP.format(41.72)}" {{input}} {{output}} {{quality}}', "timeout"),  # and its child
+    (f'sh -c "{SLEEP.format(41.73)} >/dev/null 2>&1 & cjpeg -quality {{quality}} -outfile {{output}} {{input}}"', None),
+], ids=["hung", "hung-with-a-child", "done-but-left-a-child"])  # fmt: skip
+def test_what_a_codec_command_started_ends_with_its_worker(command, error, tmp_path):
+    """Past the time limit or after the sweep, nothing an external command started runs on, its own children too."""
     spec = (EXAMPLES / "cjpeg.toml").read_text()
-    command = f"python3 -c 'import time; time.sleep({marker})' {{input}} {{output}} {{quality}}"  # the worker's child
-    spec = spec.replace(spec.split("encode = ")[1].split("\n")[0], f'"{command}"')
+    spec = spec.replace(spec.split("encode = ")[1].split("\n")[0], '"' + command.replace('"', '\\"') + '"')
     (tmp_path / "sleeper.toml").write_text(spec)
     out = tmp_path / "run"
     assert main(["run", "--codec-file", str(tmp_path / "sleeper.toml"), "--codecs", "cjpeg", "--qualities", "50",
                  "--limit", "1", "--jobs", "1", "--time-limit", "2", "--out", str(out), "--no-progress", "--no-classify"]) == 0  # fmt: skip
-    assert pd.read_csv(out / "results.csv")["error"].str.startswith("timeout").all()
+    errors = pd.read_csv(out / "results.csv")["error"]
+    assert errors.str.startswith("timeout").all() if error else errors.isna().all()
+    marker = command.split("time.sleep(")[1].split(")")[0]
     left = subprocess.run(["pgrep", "-f", f"time.sleep.{marker}"], capture_output=True, text=True).stdout.split()
     assert not left, f"orphaned codec commands: {left}"
