@@ -265,6 +265,10 @@ def _small_commands(commands, data_help: str) -> None:
     _plugin_options(report)
     report.add_argument("run", type=path, help="run directory (the --out of `run`)")
     _report_options(report)
+    report.add_argument("--out", type=path, metavar="DIR",
+                        help="write tables and reports here instead of the run directory (a read-only run, or "
+                             "reports against several anchors side by side)")  # fmt: skip
+    report.add_argument("--force", action="store_true", help="replace a committed report under reports/")
 
 
 def build_parser() -> argparse.ArgumentParser:

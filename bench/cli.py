@@ -169,7 +169,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    paths = _publish(args.run, args)
+    try:
+        paths = _publish(args.run, args, out=args.out, force=args.force)
+    except OSError as exc:
+        if args.out is None and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise UsageError(f"{args.run}: cannot write its tables there ({exc.strerror}); "
+                             "write them elsewhere with --out DIR") from None  # fmt: skip
+        raise
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -204,14 +210,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if regressions else 0
 
 
-def _publish(directory: Path, args: argparse.Namespace, report: bool = True) -> dict[str, Path]:
-    """Tables (and reports) of a run; the warnings a reader must see go to the terminal too."""
+def _publish(directory: Path, args: argparse.Namespace, report: bool = True, out: Path | None = None,
+             force: bool = False) -> dict[str, Path]:  # fmt: skip
+    """Tables (and reports) of a run, in `out` or the run directory; the warnings a reader must see go to the
+    terminal too."""
     from bench.reports import NoRows, publish
 
     try:
         paths, warnings = publish(directory, anchor=args.anchor, method=args.bd_method, include_seen=args.include_seen,
                                   bootstrap=args.bootstrap, report=report, progress=not args.no_progress,
-                                  references=args.reference)  # fmt: skip
+                                  references=args.reference, out=out, force=force)  # fmt: skip
     except NoRows as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return {}

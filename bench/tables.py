@@ -214,8 +214,9 @@ def _lower_is_finer(codec: str, info: dict[str, dict], summary: pd.DataFrame) ->
     return len(curve) > 1 and curve["bpp"].iloc[-1] < curve["bpp"].iloc[0]
 
 
-def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict[str, Path]:
-    """Write results, aggregate and BD tables as CSV and Parquet into the run directory; their paths.
+def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
+                 out: Path | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write results, aggregate and BD tables as CSV and Parquet into `out` (default: the run directory); their paths.
 
     A database without rows writes nothing: tables from an earlier state are
     never replaced by empty ones.
@@ -225,7 +226,7 @@ def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_M
     tables = {"results": run.frame, "aggregate": run.summary, "bd": run.bd(anchor, method)}
     paths = {}
     for name, table in tables.items():
-        for path in (run.directory / f"{name}.csv", run.directory / f"{name}.parquet"):
+        for path in (Path(out or run.directory) / f"{name}.csv", Path(out or run.directory) / f"{name}.parquet"):
             with atomic_write(path) as tmp:
                 if path.suffix == ".csv":
                     table.to_csv(tmp, index=False)

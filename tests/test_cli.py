@@ -222,6 +222,47 @@ def test_check_and_report_work_on_a_read_only_run_directory(tmp_path):
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
+def test_report_out_writes_elsewhere_and_leaves_the_run_directory_as_it_was(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from bench import reports, tables
+
+    out = _small_run(tmp_path)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert main(["report", str(out), "--out", str(tmp_path / "elsewhere" / "rep"), "--no-progress"]) == 0
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    written = tmp_path / "elsewhere" / "rep"
+    assert {"results.csv", "aggregate.csv", "bd.csv", "report.md", "report.html"} <= {p.name for p in written.iterdir()}
+    assert any((written / "plots").glob("rd-*.png"))
+    assert (written / "aggregate.csv").read_bytes() == before[out / "aggregate.csv"]
+    capsys.readouterr()
+
+    def read_only(path, *args, **kwargs):  # what a read-only run directory gives (root ignores permission bits)
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(tables, "atomic_write", read_only)
+    assert main(["report", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"error: {out}: cannot write its tables there (Read-only file system); "
+                                       "write them elsewhere with --out DIR\n")
+    monkeypatch.undo()
+
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(reports, "COMMITTED_REPORTS", tmp_path / "committed")
+    (tmp_path / "committed" / "example").mkdir(parents=True)
+    (tmp_path / "committed" / "example" / "report.md").write_text("committed")
+    for target, message in [(tmp_path / "file", "exists and is not a directory"),
+                            (tmp_path / "other-run", "is another run's directory"),
+                            (tmp_path / "committed" / "example", "is a committed report; add --force")]:  # fmt: skip
+        if target.name == "other-run":
+            _small_run(tmp_path / "o").rename(target)
+        assert main(["report", str(out), "--out", str(target), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert (tmp_path / "committed" / "example" / "report.md").read_text() == "committed"
+    assert main(["report", str(out), "--out", str(tmp_path / "committed" / "example"), "--force", "--no-progress"]) == 0
+    assert main(["report", str(out), "--out", str(out), "--no-progress"]) == 0  # the run directory itself: as without
+
+
 def test_a_run_directory_never_mixes_two_selections(tmp_path, capsys):
     out = _small_run(tmp_path)
     for extra in (["--seed", "1"], ["--limit", "5"], ["--split", "test"]):

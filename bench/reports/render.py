@@ -243,9 +243,10 @@ def _bd_tables(run: Run, bd: pd.DataFrame, dataset: str, anchor: str, method: st
     return tables
 
 
-def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict:
-    """Everything the report templates show, computed from the run's database."""
-    run_dir = Path(run.directory)
+def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *, out: Path | None = None) -> dict:
+    """Everything the report templates show, computed from the run's database; plots go to `out`/plots (default: the
+    run directory's)."""
+    plots = Path(out or run.directory) / "plots"
     frame, summary, bd = run.frame, run.summary, run.bd(anchor, method)
     originals = original_accuracy(frame).set_index("dataset") if not frame.empty else pd.DataFrame()
     runs = run.invocations
@@ -270,22 +271,22 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
                 "classes": sorted(rows["label"].dropna().unique()),
                 "summary": _summary_view(summary[summary["dataset"] == name].to_dict("records")),
                 "bd_tables": _bd_tables(run, bd, name, anchor, method),
-                "per_image": _per_image(counted, name, anchor, method, run_dir / "plots"),
+                "per_image": _per_image(counted, name, anchor, method, plots),
                 "winners": {rate: _winner_rows(summary[summary["dataset"] == name], counted[counted["dataset"] == name], rate)
                             for rate in RATES},  # fmt: skip
-                "figures": _figures(run.curves[run.curves["dataset"] == name], name, run_dir / "plots"),
+                "figures": _figures(run.curves[run.curves["dataset"] == name], name, plots),
                 "missing_metrics": missing,
-                "gallery": gallery(frame, run.crops, name, run_dir / "plots", order),
+                "gallery": gallery(frame, run.crops, name, plots, order),
                 "original": originals.loc[name].to_dict() if name in originals.index else None,
                 "confusion": _confusion(frame[frame["dataset"] == name], summary[summary["dataset"] == name],
-                                        anchor, run_dir / "plots"),  # fmt: skip
+                                        anchor, plots),  # fmt: skip
                 "accuracy_at_rates": _accuracy_at_rates(summary[summary["dataset"] == name], protocols),
             }
         )
     failures = frame[frame["error"].notna()]
     latent_rows = []
     for row in run.latent:
-        tsne = run_dir / "plots" / f"tsne-{_slug(row['dataset'])}-{row['arch']}-q{row['quality']}.png"
+        tsne = plots / f"tsne-{_slug(row['dataset'])}-{row['arch']}-q{row['quality']}.png"
         if row.get("tsne_png"):
             write_bytes(tsne, row["tsne_png"])
         latent_rows.append({**row, "tsne": _embedded(tsne, row["tsne_png"], "") if row.get("tsne_png") else None})
@@ -317,14 +318,15 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
     }
 
 
-def write_reports(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD) -> dict[str, Path]:
-    """Render ``report.md`` and ``report.html`` (self-contained) into the run directory."""
-    run_dir = Path(run.directory)
-    (run_dir / "plots").mkdir(exist_ok=True)
-    values = context(run, anchor, method)
+def write_reports(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD, *,
+                  out: Path | None = None) -> dict[str, Path]:  # fmt: skip
+    """Render ``report.md`` and ``report.html`` (self-contained) into `out` (default: the run directory)."""
+    out = Path(out or run.directory)
+    (out / "plots").mkdir(exist_ok=True)
+    values = context(run, anchor, method, out=out)
     env = _environment()
     paths = {}
     for name in ("report.md", "report.html"):
-        paths[name] = run_dir / name
+        paths[name] = out / name
         write_text(paths[name], env.get_template(f"{name}.j2").render(**values))
     return paths
