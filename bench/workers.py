@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 POLL_SECONDS = 0.5
@@ -51,6 +52,7 @@ def _context():
 
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _find_prctl():
@@ -94,21 +96,69 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
-def _end(process: multiprocessing.process.BaseProcess) -> None:
-    """SIGKILL the worker's process group: the worker if it still runs, and whatever its tasks started that still
-    runs, such as an external codec's command and the processes that command spawned itself (unless they left the
-    group). Call it before the worker is reaped: until then its pid, the group's id, cannot be reused.
+def _processes() -> dict[int, tuple[int, str]]:
+    """Parent pid and state (``"Z"``: a zombie) of every process, by pid (Linux ``/proc``; elsewhere none)."""
+    table = {}
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    state, parent = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                except (OSError, ValueError):  # ended meanwhile
+                    continue
+                table[int(entry.name)] = (int(parent), state)
+    return table
+
+
+def _below(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
+    """The processes of `table` below `pid`: its children, theirs, and so on."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    below, frontier = [], [pid]
+    while frontier:
+        below.extend(found := children.get(frontier.pop(), []))
+        frontier.extend(found)
+    return below
+
+
+def _kill(pids: Iterable[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+_subreaper = False  # this process is a pool worker that adopts what its commands orphan
+
+
+def _become_subreaper() -> None:
+    """Make this worker adopt the processes its external commands orphan (Linux PR_SET_CHILD_SUBREAPER): a process a
+    command started in the background and left behind is then the worker's child, for `end_strays` to find."""
+    global _subreaper
+    _subreaper = _PRCTL is not None and _PRCTL(_PR_SET_CHILD_SUBREAPER, 1) == 0
+
+
+def end_strays() -> None:
+    """Kill and reap what the external command that just ended left running (its background children, theirs, …).
+
+    Call it after the command's ``subprocess`` call has returned, never while one runs: it reaps every child of this
+    process. Does nothing outside a pool worker (in-process runs, Dask), where other children may be legitimate.
     """
-    if hasattr(os, "killpg"):
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # no member left; the group not made yet
-            os.killpg(process.pid, signal.SIGKILL)
+    if not _subreaper:
+        return
+    me = os.getpid()
+    while below := _below(table := _processes(), me):
+        _kill(pid for pid in below if table[pid][1] != "Z")
+        for pid in below:
+            if table[pid][0] == me:  # orphans of a killed process come to this worker: reaped in the next round
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
 
 
 def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Callable[[], None] | None,
            parent: int) -> None:  # fmt: skip
     _die_with_parent(parent)
-    if hasattr(os, "setpgrp"):  # a group of its own: ending the group also ends what the task started (`_end`)
-        os.setpgrp()
+    _become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     faulthandler.disable()  # a crash is reported by the parent as an error row, not as a traceback dump
@@ -180,14 +230,14 @@ class IsolatingPool:
 
     def _stop(self, worker: _Worker, kill: bool) -> None:
         if kill:
+            if worker.process.exitcode is None:  # not reaped, so its pid is still its own: end what it started too
+                _kill(_below(_processes(), worker.process.pid))  # an external command, and that command's children
             worker.process.kill()
         else:
             try:
                 worker.connection.send(None)
             except (BrokenPipeError, OSError):
                 pass
-            wait([worker.process.sentinel], 5)
-        _end(worker.process)
         worker.process.join(timeout=5)
         worker.connection.close()
 
@@ -231,7 +281,6 @@ class IsolatingPool:
                     if not died and elapsed <= limit:
                         continue
                     if died:
-                        _end(worker.process)  # what it left running, before reaping frees its pid
                         worker.process.join(timeout=5)  # reap it, so the exit code is known
                         reason = f"crash: worker process died ({_describe_exit(worker.process.exitcode)})"
                     else:

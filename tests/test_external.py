@@ -1,7 +1,12 @@
 """Codecs defined by external commands (TOML): the shipped examples, swept locally and on Dask, reported without them."""
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +71,48 @@ def test_a_codec_file_runs_on_dask_workers(tmp_path):
     assert len(results(tmp_path / "d")) == 3 and results(tmp_path / "d")["error"].isna().all()
 
 
+SLEEP = "python3 -c 'import time; time.sleep({})'"  # each test's own duration: a sleep no other process runs
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["SIGHUP", "SIGKILL"])
+def test_a_signal_to_the_sweep_s_process_group_ends_what_codec_commands_started(signum, tmp_path):
+    """A terminal hangup or ``kill -KILL -PGID`` (a CI cancel) ends the sweep, its workers, their commands and the
+    commands' own children."""
+    marker = {signal.SIGHUP: "41.74", signal.SIGKILL: "41.75"}[signum]
+    spec = (EXAMPLES / "cjpeg.toml").read_text()
+    command = f'sh -c \\"{SLEEP.format(marker)} & {SLEEP.format(marker)}\\" {{input}} {{output}} {{quality}}'
+    (tmp_path / "hang.toml").write_text(spec.replace(spec.split("encode = ")[1].split("\n")[0], f'"{command}"'))
+    argv = [sys.executable, "-m", "bench", "run", "--codec-file", str(tmp_path / "hang.toml"), "--codecs", "cjpeg",
+            "--qualities", "50", "--limit", "1", "--jobs", "1", "--out", str(tmp_path / "run"), "--no-progress",
+            "--no-classify", "--time-limit", "60"]  # fmt: skip
+    sweep = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(300):  # both sleeps running: the command's child and its own child
+            if len(_running(marker)) >= 2:
+                break
+            time.sleep(0.1)
+        assert len(_running(marker)) >= 2, "the codec command never started"
+        os.killpg(sweep.pid, signum)
+        sweep.wait(timeout=30)
+        for _ in range(50):
+            if not _running(marker):
+                break
+            time.sleep(0.1)
+        assert not _running(marker), f"orphaned codec commands: {_running(marker)}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
+        for pid in _running(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def _running(marker: str) -> list[str]:
+    """Processes sleeping `marker` seconds, shells included."""
+    return subprocess.run(["pgrep", "-f", f"time.sleep.{marker}"], capture_output=True, text=True).stdout.split()
+
+
 def test_a_malformed_codec_file_is_a_clear_usage_error(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('[codecs.x]\nencode = "tool {input}"\n')
@@ -81,9 +128,6 @@ def test_a_missing_tool_makes_the_codec_unavailable_with_what_it_looked_for(tmp_
     (tmp_path / "x.toml").write_text(spec)
     (codec,) = codecs_from_file(tmp_path / "x.toml")
     assert not codec.available and "no-such-encoder not on PATH" in codec.unavailable_reason
-
-
-SLEEP = "python3 -c 'import time; time.sleep({})'"  # each test's own duration: a sleep no other process runs
 
 
 @pytest.mark.parametrize(("command", "error"), [

@@ -1,6 +1,7 @@
 """Crashing and hanging codecs, and corrupt bitstreams, cost error rows, never the sweep."""
 
 import ctypes
+import os
 import dataclasses
 import time
 
@@ -100,3 +101,15 @@ def test_the_time_limit_applies_per_pair_not_per_task(tmp_path, monkeypatch):
     frame = results(tmp_path)
     assert list(frame.loc[frame["error"].notna(), "quality"]) == [2.0], frame["error"].tolist()
     assert elapsed < 8  # per task it would be 10 s before the first timeout, then 1 s more to single out pair 2
+
+
+def _process_group(item):
+    return os.getpgrp()
+
+
+def test_workers_stay_in_the_sweep_s_process_group():
+    """A signal to the sweep's process group (a terminal hangup, ``kill -- -PGID``) must reach every worker and what
+    it runs, and a worker writing to the terminal must not be a background job stopped by ``stty tostop``."""
+    pool = IsolatingPool(_process_group, 2, split=lambda item: [item], on_failure=lambda item, reason: reason,
+                         time_limit=lambda item: 30)  # fmt: skip
+    assert set(pool.map_unordered(range(4))) == {os.getpgrp()}
