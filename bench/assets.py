@@ -124,6 +124,21 @@ def refuse_replacing_other(path: Path, what: str, suffix: str, is_one: Callable[
         raise AssetError(f"--out {path}: exists and is not {what}; remove it or choose another path")
 
 
+COMMITTED_FOLDERS = ("codecs", "datasets", "reports")
+"""The folders of `ASSET_ROOT` that hold committed assets."""
+
+
+def refuse_committed_folder(path: Path, advice: str, *, force: bool = False) -> None:
+    """`CommittedAsset` when the output folder `path` is, or is inside, a committed asset folder and `force` is not
+    given: a command writing there would replace committed files or mix its own among them. `advice` ends the
+    message (what to do instead)."""
+    resolved = Path(path).resolve()
+    for name in COMMITTED_FOLDERS:
+        folder = (ASSET_ROOT / name).resolve()
+        if resolved.is_relative_to(folder) and not force:
+            raise CommittedAsset(f"--out {path}: inside the committed {name}/ folder; {advice}")
+
+
 def refuse_committed(path: Path, committed: Path, what: str, force: bool) -> None:
     """`CommittedAsset` when `path` is the committed file `committed` and `force` is not given."""
     if Path(path).resolve() == Path(committed).resolve() and Path(committed).exists() and not force:

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.assets import refuse_committed_folder
 from bench.codecs import get_codec, learned
 from bench.datasets import DEFAULT_SEED, check_name
 from bench.images import DEFAULT_MAX_PIXELS
@@ -90,6 +91,7 @@ def check_config(config: SweepConfig) -> None:
         raise ConfigError(f"--out {config.out!s:.60}: the name is not valid UTF-8; choose another") from None
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ConfigError(f"--out {config.out}: is a file, not a run directory")
+    refuse_committed_folder(config.out, "a run directory belongs elsewhere (runs/…)")
     for flag, folder in (("--data-dir", config.data_dir), ("--weights-dir", config.weights_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(f"{flag} {folder}: no such directory")

@@ -11,6 +11,7 @@ carries its BD deltas against the anchor with their bootstrap intervals.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.assets import refuse_committed_folder
 from bench.bd import DEFAULT_ANCHOR
 from bench.files import write_text
 from bench.run import Run
@@ -73,10 +75,19 @@ def export(run: Run, format_: str, out: Path, anchor: str = DEFAULT_ANCHOR) -> l
     """Write the run's curves in `format_` under `out`; the files written."""
     if format_ not in FORMATS:
         raise ValueError(f"unknown export format {format_!r}; valid: {', '.join(FORMATS)}")
+    refuse_committed_folder(out, "export elsewhere")
     written = []
     for (dataset, codec), document in compressai_results(run, anchor).items():
-        path = Path(out) / re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_") / f"{codec}.json"
+        path = Path(out) / _file_stem(dataset) / f"{_file_stem(codec)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(document, indent=2) + "\n")
         written.append(path)
     return written
+
+
+def _file_stem(name: str) -> str:
+    """`name` (a dataset or codec name, from a database that may come from anywhere) as a file name in the export
+    folder: other characters than letters, digits, ``.``, ``_`` and ``-`` replaced, no leading dot, and a short hash
+    of the name added when anything changed, so no name leaves the folder and no two names share a file."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return stem if stem == name else f"{stem or 'unnamed'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"

@@ -225,7 +225,7 @@ def test_check_and_report_work_on_a_read_only_run_directory(tmp_path):
 def test_report_out_writes_elsewhere_and_leaves_the_run_directory_as_it_was(tmp_path, capsys, monkeypatch):
     import errno
 
-    from bench import reports, tables
+    from bench import assets, tables
 
     out = _small_run(tmp_path)
     before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
@@ -247,20 +247,35 @@ def test_report_out_writes_elsewhere_and_leaves_the_run_directory_as_it_was(tmp_
     monkeypatch.undo()
 
     (tmp_path / "file").write_text("x")
-    monkeypatch.setattr(reports, "COMMITTED_REPORTS", tmp_path / "committed")
-    (tmp_path / "committed" / "example").mkdir(parents=True)
-    (tmp_path / "committed" / "example" / "report.md").write_text("committed")
+    monkeypatch.setattr(assets, "ASSET_ROOT", tmp_path / "committed")
+    example = tmp_path / "committed" / "reports" / "example"
+    example.mkdir(parents=True)
+    (example / "report.md").write_text("committed")
     for target, message in [(tmp_path / "file", "exists and is not a directory"),
                             (tmp_path / "other-run", "is another run's directory"),
-                            (tmp_path / "committed" / "example", "is a committed report; add --force")]:  # fmt: skip
+                            (example, "inside the committed reports/ folder; add --force")]:  # fmt: skip
         if target.name == "other-run":
             _small_run(tmp_path / "o").rename(target)
         assert main(["report", str(out), "--out", str(target), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
-    assert (tmp_path / "committed" / "example" / "report.md").read_text() == "committed"
-    assert main(["report", str(out), "--out", str(tmp_path / "committed" / "example"), "--force", "--no-progress"]) == 0
+    assert (example / "report.md").read_text() == "committed"
+    assert main(["report", str(out), "--out", str(example), "--force", "--no-progress"]) == 0
     assert main(["report", str(out), "--out", str(out), "--no-progress"]) == 0  # the run directory itself: as without
+
+
+def test_no_command_writes_into_a_committed_folder(tmp_path, capsys, monkeypatch):
+    from bench import assets
+
+    out = _small_run(tmp_path)
+    monkeypatch.setattr(assets, "ASSET_ROOT", tmp_path / "committed")
+    for folder in assets.COMMITTED_FOLDERS:
+        (tmp_path / "committed" / folder / "x").mkdir(parents=True)
+        for argv in (["run", "--codecs", "jpeg", "--limit", "1", "--no-classify", "--no-progress"],
+                     ["export", str(out)], ["report", str(out), "--no-progress"]):  # fmt: skip
+            assert main([*argv, "--out", str(tmp_path / "committed" / folder / "x")]) == 2
+            assert f"inside the committed {folder}/ folder" in capsys.readouterr().err
+        assert not any((tmp_path / "committed" / folder / "x").iterdir())
 
 
 def test_a_run_directory_never_mixes_two_selections(tmp_path, capsys):

@@ -89,3 +89,19 @@ def test_export_checks_its_anchor_and_skips_points_without_a_rate(tmp_path, caps
         db.execute("UPDATE results SET error = 'encode: broken', bytes = NULL, bpp = NULL, psnr = NULL")
     assert main(["export", str(out), "--out", str(tmp_path / "none")]) == 2
     assert "no codec has a measured point to export" in capsys.readouterr().err
+
+
+def test_names_from_the_database_cannot_leave_the_export_folder_or_share_a_file(tmp_path):
+    import sqlite3
+
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg,webp,avif", "--qualities", "50", "--limit", "2", "--jobs", "1", "--out",
+                 str(out), "--no-progress", "--no-classify"]) == 0  # fmt: skip
+    with sqlite3.connect(out / "results.sqlite") as db:  # a database from someone else's run
+        db.execute("UPDATE results SET codec = '../../../escaped' WHERE codec = 'webp'")
+        db.execute("UPDATE results SET codec = '.._escaped' WHERE codec = 'avif'")
+        db.execute("UPDATE results SET dataset = '..'")
+    assert main(["export", str(out), "--out", str(tmp_path / "export")]) == 0
+    files = sorted(path.relative_to(tmp_path / "export") for path in (tmp_path / "export").rglob("*.json"))
+    assert len(files) == 3 and not list(tmp_path.glob("*.json")) and not (tmp_path / "escaped.json").exists()
+    assert all(len(path.parts) == 2 and not path.parts[0].startswith(".") for path in files), files

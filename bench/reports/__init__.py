@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.assets import ASSET_ROOT, AssetError, refuse_committed
+from bench.assets import AssetError, refuse_committed_folder
 from bench.bd import DEFAULT_ANCHOR, DEFAULT_METHOD, DEFAULT_RESAMPLES
 from bench.reports.render import write_reports
 
 __all__ = ["output_directory", "publish", "write_reports"]
-
-COMMITTED_REPORTS = ASSET_ROOT / "reports"
 
 
 class NoRows(ValueError):
@@ -54,7 +52,7 @@ def output_directory(run_dir: Path, out: Path | None, *, force: bool = False) ->
     read-only, or to keep reports of several anchors side by side.
 
     AssetError when `out` is a file or another run's directory (its tables would describe this run); CommittedAsset
-    when it holds a committed report and `force` is not given.
+    when it is in a committed asset folder (reports/, …) and `force` is not given.
     """
     from bench.store import DB_NAME
 
@@ -65,7 +63,6 @@ def output_directory(run_dir: Path, out: Path | None, *, force: bool = False) ->
         raise AssetError(f"--out {out}: exists and is not a directory")
     if (out / DB_NAME).exists():
         raise AssetError(f"--out {out}: is another run's directory (it holds {DB_NAME}); choose an empty or new one")
-    if out.resolve().is_relative_to(COMMITTED_REPORTS.resolve()) and out.exists() and any(out.iterdir()):
-        refuse_committed(out, out, "a committed report", force)
+    refuse_committed_folder(out, "add --force to write there (the committed example report, say)", force=force)
     out.mkdir(parents=True, exist_ok=True)
     return out
