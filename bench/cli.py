@@ -9,6 +9,7 @@ directory is in use by another sweep, 4 internal error, 128+N stopped by signal 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import shlex
@@ -33,7 +34,7 @@ class UsageError(Exception):
 def cmd_run(args: argparse.Namespace) -> int:
     from bench import references
     from bench.codecs import get_codec
-    from bench.runner import RunLocked, SweepConfig, resolve_qualities, sweep
+    from bench.runner import RunLocked, SweepConfig, SweepSummary, resolve_qualities, run_lock, sweep
     from bench.workers import Interrupted, signals_as_interrupts
 
     get_codec(args.anchor)  # UnknownName before anything runs, as is a bad --reference:
@@ -50,24 +51,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         plugins=tuple(args.plugin), weights_dir=args.weights_dir, device=args.device, protocol=args.protocol,
         adapt_steps=args.adapt_steps,
     )  # fmt: skip
+    stage = "measuring"
+
+    def publish(summary: SweepSummary) -> None:  # under the sweep's lock
+        nonlocal stage
+        stage = "tables"
+        print("\n".join(summary.lines(verbose=args.verbose)))
+        if args.anchor not in args.codecs:
+            print(f"note: the BD tables compare against --anchor {args.anchor} (the default), which is not among "
+                  "--codecs: they are empty unless this run directory holds its rows")  # fmt: skip
+        paths = _publish(out, args, report=not args.no_report)
+        print(f"results in {out}/: {DB_NAME}, " + ", ".join(p.name for p in paths.values()))
+        stage = "done"
+
     try:
         with signals_as_interrupts():
-            summary = sweep(config)
+            sweep(config, then=publish)
+            return 0
     except RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     except Interrupted as exc:
-        _publish(out, args, report=not args.no_report)
-        print(f"interrupted by {exc}: every finished row is stored in {out / DB_NAME} and the tables cover them; "
-              "run the same command again to resume", file=sys.stderr)  # fmt: skip
+        stored = (Path(out) / DB_NAME).exists()
+        if stage == "measuring" and stored:  # the rows stored so far get their tables, unless a second signal stops it
+            with contextlib.suppress(Interrupted, RunLocked), signals_as_interrupts(), run_lock(out):
+                stage = "done" if _publish(out, args, report=not args.no_report) else "no rows"
+        if not stored or stage == "no rows":
+            what = "no row was finished"
+        elif stage == "done":
+            what = f"every finished row is stored in {out / DB_NAME} and the tables cover them"
+        else:
+            what = f"every finished row is stored in {out / DB_NAME} (its tables: python -m bench report {out})"
+        print(f"interrupted by {exc}: {what}; run the same command again to resume", file=sys.stderr)
         return 128 + exc.signum
-    print("\n".join(summary.lines(verbose=args.verbose)))
-    if args.anchor not in args.codecs:
-        print(f"note: the BD tables compare against --anchor {args.anchor} (the default), which is not among --codecs: "
-              "they are empty unless this run directory holds its rows")  # fmt: skip
-    paths = _publish(out, args, report=not args.no_report)
-    print(f"results in {out}/: {DB_NAME}, " + ", ".join(p.name for p in paths.values()))
-    return 0
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:
@@ -169,8 +185,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.runner import RunLocked, run_lock
+
     try:
-        paths = _publish(args.run, args, out=args.out, force=args.force)
+        with run_lock(args.run, unless_read_only=True):  # not while a run writes rows or tables there
+            paths = _publish(args.run, args, out=args.out, force=args.force)
+    except RunLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except OSError as exc:
         if args.out is None and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise UsageError(f"{args.run}: cannot write its tables there ({exc.strerror}); "

@@ -19,7 +19,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import crops
@@ -155,20 +155,26 @@ def _error_key(row: dict) -> str:
 
 
 @contextlib.contextmanager
-def run_lock(out: Path) -> Iterator[None]:
-    """Exclusive lock on a run directory; RunLocked when another sweep holds it.
+def run_lock(out: Path, *, unless_read_only: bool = False) -> Iterator[None]:
+    """Exclusive lock on a run directory; RunLocked when another process holds it.
 
     An OS lock (filelock): it goes when its holder goes, however it dies; the
     holder's workers die with it (`bench.workers`), so no copy of the lock
-    outlives the sweep.
+    outlives the sweep. With `unless_read_only`, a directory where the lock
+    file cannot be written (nothing can be writing there) is read unlocked.
     """
     import filelock
 
-    lock = filelock.FileLock(out / ".lock", timeout=0)
+    lock = filelock.FileLock(Path(out) / ".lock", timeout=0)
     try:
         lock.acquire()
     except filelock.Timeout:
         raise RunLocked(f"{out} is in use by another bench run; wait for it or use another --out") from None
+    except OSError:
+        if not unless_read_only:
+            raise
+        yield
+        return
     try:
         yield
     finally:
@@ -229,8 +235,12 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
     return tasks
 
 
-def sweep(config: SweepConfig) -> SweepSummary:
-    """Run (or resume) the sweep described by `config` into ``config.out`` (checked first, see `check_config`)."""
+def sweep(config: SweepConfig, *, then: Callable[[SweepSummary], None] | None = None) -> SweepSummary:
+    """Run (or resume) the sweep described by `config` into ``config.out`` (checked first, see `check_config`).
+
+    `then` runs after the measurements under the same lock, so that no other run or `report` comes between the rows
+    and the tables written from them.
+    """
     check_config(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,7 +254,9 @@ def sweep(config: SweepConfig) -> SweepSummary:
             summary.adapted = adapt(out, data_dir=config.data_dir, weights_dir=config.weights_dir, device=config.device,
                                     steps=config.adapt_steps, jobs=config.jobs or os.cpu_count() or 1,
                                     seconds_per_pair=config.seconds_per_pair, progress=config.progress)  # fmt: skip
-    summary.seconds = time.perf_counter() - started
+        summary.seconds = time.perf_counter() - started
+        if then is not None:
+            then(summary)
     return summary
 
 

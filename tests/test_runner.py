@@ -232,6 +232,36 @@ def test_sigterm_and_sigint_stop_promptly_keep_rows_and_write_tables(tmp_path, s
     assert 0 < stored == len(pd.read_csv(tmp_path / "results.csv"))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_tables_are_written_stops_with_one_line_and_keeps_every_row(tmp_path, signum):
+    command = [sys.executable, "-m", "bench", "run", "--codecs", "jpeg,webp", "--limit", "20", "--jobs", "1",
+               "--out", str(tmp_path), "--no-progress", "--no-classify", "--bootstrap", "100000"]  # slow BD intervals
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    written = next(line for line in process.stdout if "rows written" in line)  # done: its tables are being written
+    time.sleep(1)
+    os.kill(process.pid, signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (f"interrupted by {signal.Signals(signum).name}: every finished row is stored in "
+                                       f"{tmp_path / DB_NAME} (its tables: python -m bench report {tmp_path}); run the "
+                                       "same command again to resume")  # fmt: skip
+    assert _count(tmp_path / DB_NAME) == int(written.split()[0]) > 0
+
+
+def test_no_report_comes_between_a_sweep_s_rows_and_its_tables(tmp_path, capsys):
+    from bench.cli import main
+    from bench.runner import run_lock
+
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path, limit=2,
+                         jobs=1, progress=False, classify=False)  # fmt: skip
+    refused = []
+    sweep(config, then=lambda summary: refused.append(main(["report", str(tmp_path), "--no-progress"])))
+    assert refused == [3] and "is in use by another bench run" in capsys.readouterr().err
+    with run_lock(tmp_path):  # and none while a run holds the directory
+        assert main(["report", str(tmp_path), "--no-progress"]) == 3
+    assert main(["report", str(tmp_path), "--no-progress"]) == 0
+
+
 @pytest.mark.slow
 def test_five_parent_only_kills_at_random_moments_end_equal_to_an_uninterrupted_run(tmp_path):
     codecs, limit = ("jpeg", "webp", "jpeg2000", "bpg"), 60
