@@ -93,10 +93,14 @@ class ResultStore:
             if problem != "ok":
                 raise UnusableDatabase(f"{self.path}: corrupt results database ({problem}); "
                                        "restore it from a copy, or move it away to start the run again")  # fmt: skip
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if read_only and "results" not in tables:
+                raise UnusableDatabase(f"{self.path}: no results table (an empty file, or not a bench database)")
+            # a writing open would re-create it empty, and a resume would then check its selection against nothing
+            if "results" in tables and "runs" not in tables:
+                raise UnusableDatabase(f"{self.path}: no runs table (the record of the run's invocations is gone); "
+                                       "restore it from a copy, or move it away to start the run again")  # fmt: skip
             if read_only:
-                tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if "results" not in tables:
-                    raise UnusableDatabase(f"{self.path}: no results table (an empty file, or not a bench database)")
                 return
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -241,5 +245,20 @@ class ResultStore:
 
     def runs(self) -> list[dict]:
         """Metadata of every invocation that wrote to this database, oldest first."""
-        cursor = self._db.execute("SELECT started, info FROM runs ORDER BY id")
-        return [{"started": started, **json.loads(info)} for started, info in cursor]
+        try:
+            rows = self._db.execute("SELECT id, started, info FROM runs ORDER BY id").fetchall()
+        except sqlite3.DatabaseError as exc:  # a runs table of other columns
+            raise UnusableDatabase(f"{self.path}: unreadable runs table ({exc}); "
+                                   "restore the database from a copy") from None  # fmt: skip
+        return [{"started": started, **self._info(number, info)} for number, started, info in rows]
+
+    def _info(self, number: int, info: object) -> dict:
+        """The JSON object `add_run` stored as row `number` of the runs table; UnusableDatabase for anything else."""
+        try:
+            record = json.loads(info)
+        except (TypeError, ValueError, RecursionError):  # not text, or not JSON
+            record = None
+        if not isinstance(record, dict):
+            raise UnusableDatabase(f"{self.path}: runs table row {number}: info is not a JSON object "
+                                   f"({repr(info)[:40]}); restore the database from a copy")  # fmt: skip
+        return record

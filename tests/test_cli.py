@@ -196,6 +196,35 @@ def test_a_corrupt_database_is_refused_not_read_as_fewer_rows(tmp_path, capsys):
         assert "results.sqlite" in err and ("corrupt" in err or "not a usable" in err) and "already done" not in err
 
 
+
+def test_a_damaged_runs_table_is_refused_by_every_command_that_reads_it(tmp_path, capsys):
+    import contextlib
+    import shutil
+    import sqlite3
+
+    out = _small_run(tmp_path)
+    assert main(["baseline", str(out), "--out", str(tmp_path / "base.json")]) == 0
+    copy = tmp_path / "copy"
+    for damage, message in (("DROP TABLE runs", "no runs table"),
+                            ("UPDATE runs SET info = 'not json'", "runs table row 1: info is not a JSON object"),
+                            ("UPDATE runs SET info = '[1, 2]'", "runs table row 1: info is not a JSON object"),
+                            ("ALTER TABLE runs RENAME COLUMN info TO other", "unreadable runs table")):  # fmt: skip
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(out, copy)
+        with contextlib.closing(sqlite3.connect(copy / "results.sqlite")) as db:
+            db.execute(damage)
+            db.commit()
+        for argv in (["report", str(copy), "--no-progress"], ["export", str(copy)],
+                     ["check", str(copy), "--baseline", str(tmp_path / "base.json")],
+                     ["baseline", str(copy), "--out", str(tmp_path / "b.json")],
+                     ["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "4", "--out", str(copy), "--jobs", "1",
+                      "--no-progress", "--no-classify"]):  # fmt: skip
+            capsys.readouterr()
+            assert main(argv) == 2, (damage, argv)
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"{copy / 'results.sqlite'}: {message}" in err, (damage, argv, err)
+
+
 def test_a_run_where_every_row_is_an_error_still_writes_tables_and_its_failures(tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()

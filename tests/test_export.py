@@ -73,6 +73,65 @@ def test_a_bad_reference_file_is_one_line_and_exit_2(tmp_path, capsys):
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
+
+def _reference(path, results: dict[str, str] | None = None, name: str = "paper") -> str:
+    """A reference file at `path`, `results` replacing good ones: each a JSON text (NaN, Infinity as Python writes)."""
+    good = {"bpp": "[0.5, 1.0, 2.0]", "psnr-rgb": "[30, 35, 40]", "ms-ssim-rgb": "[0.9, 0.95, 0.98]"}
+    results = {**good, **(results or {})}
+    body = ", ".join(f'"{key}": {values}' for key, values in results.items())
+    path.write_text(f'{{"name": "{name}", "results": {{{body}}}}}')
+    return str(path)
+
+
+def test_every_reference_value_must_be_a_plausible_number_or_the_file_is_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "2", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify", "--no-report"]) == 0  # fmt: skip
+    report = ["report", str(out), "--no-progress", "--bootstrap", "0", "--reference"]
+    for values, shown in (({"psnr-rgb": "[30, 1e308, 40]"}, "psnr-rgb[1] = 1e+308 is not a PSNR in (0, 100] dB"),
+                          ({"psnr-rgb": "[30, 35, 1e308]"}, "psnr-rgb[2] = 1e+308"),
+                          ({"psnr-rgb": "[NaN, NaN, NaN]"}, "psnr-rgb[0] = NaN"),
+                          ({"psnr-rgb": "[30, Infinity, 40]"}, "psnr-rgb[1] = Infinity"),
+                          ({"psnr-rgb": "[-3, 35, 40]"}, "psnr-rgb[0] = -3"),
+                          ({"psnr-rgb": "[null, null, null]"}, "'psnr-rgb' has no value"),
+                          ({"psnr-rgb": '"30, 35, 40"'}, "'psnr-rgb' must be a list of numbers"),
+                          ({"bpp": "[0.5, 1.0, 1e300]"}, "bpp[2] = 1e+300 is not a rate in (0, 64] bits per pixel"),
+                          ({"bpp": "[true, 1, 2]"}, "bpp[0] = true"), ({"bpp": '["0.5", 1, 2]'}, 'bpp[0] = "0.5"'),
+                          ({"bpp": "[0.5, null, 2]"}, "bpp[1] = null"), ({"bpp": "[0, 1, 2]"}, "bpp[0] = 0"),
+                          ({"ms-ssim-rgb": "[0.9, 1.5, 0.98]"}, "ms-ssim-rgb[1] = 1.5 is not an MS-SSIM")):  # fmt: skip
+        reference = _reference(tmp_path / "bad.json", values)
+        capsys.readouterr()
+        assert main([*report, reference]) == 2, values
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--reference {reference}: {shown}" in err, (values, err)
+    for values in ({}, {"psnr-rgb": "[30, null, 40]"}):  # null: a point without that value, as `export` writes it
+        assert main([*report, _reference(tmp_path / "good.json", values)]) == 0
+        assert "Warning" not in capsys.readouterr().err
+
+
+def test_two_references_of_one_name_in_one_dataset_are_refused_naming_both(tmp_path, capsys):
+    import pandas as pd
+    import pytest
+
+    from bench.references import ReferenceError, join
+
+    out = tmp_path / "run"
+    assert main(["run", "--codecs", "jpeg", "--qualities", "50", "--limit", "2", "--out", str(out), "--jobs", "1",
+                 "--no-progress", "--no-classify", "--no-report"]) == 0  # fmt: skip
+    first, second = _reference(tmp_path / "vtm.json", name="VTM"), _reference(tmp_path / "vtm-2.json", name="VTM")
+    report = ["report", str(out), "--no-progress", "--bootstrap", "0"]
+    capsys.readouterr()
+    for pair in ((first, second), (f"eurosat={first}", second), (first, f"eurosat={second}")):
+        assert main([*report, *(f"--reference={r}" for r in pair)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and pair[0] in err and pair[1] in err and "merge into one curve" in err, err
+    other = _reference(tmp_path / "bpg.json", name="BPG")
+    assert main([*report, f"--reference={first}", f"--reference={other}"]) == 0
+    measured = pd.DataFrame({"dataset": ["eurosat"], "codec": ["VTM (external)"], "quality": [1.0]})  # a codec so named
+    with pytest.raises(ReferenceError, match="'VTM \\(external\\)' is also a codec measured in this run"):
+        join(measured, (first,))
+
+
 def test_export_checks_its_anchor_and_skips_points_without_a_rate(tmp_path, capsys):
     import sqlite3
 
