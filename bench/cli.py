@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.workers import Interrupted, signals_as_interrupts
 
     get_codec(args.anchor)  # UnknownName before anything runs, as is a bad --reference:
-    [references.load(spec) for spec in args.reference]
+    references.load_all(args.reference)
     if args.anchor not in args.codecs and args.anchor != DEFAULT_ANCHOR:  # else no tables after the sweep
         raise UsageError(f"--anchor {args.anchor}: not among --codecs, so the BD tables would have nothing to "
                          "compare against; add it to --codecs (rows it already has are not measured again)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -93,6 +94,13 @@ def _values(path: Path, key: str, values: object, column: str) -> list[float]:
     return [float("nan") if value is None else float(value) for value in values]
 
 
+def load_all(specs: Sequence[str]) -> list[pd.DataFrame]:
+    """The curve of each spec (`load`); ReferenceError also when two of them would merge into one curve."""
+    curves = [load(spec) for spec in specs]
+    _clashes(tuple(specs), curves)
+    return curves
+
+
 def _clashes(specs: tuple[str, ...], curves: list[pd.DataFrame]) -> None:
     """ReferenceError naming both files when two curves of one name would be drawn in one dataset (as one curve)."""
     seen: list[tuple[str, str, str | None]] = []  # (spec, codec, dataset) of the curves before
@@ -111,8 +119,7 @@ def join(summary: pd.DataFrame, specs: tuple[str, ...]) -> pd.DataFrame:
     if not specs or summary.empty:
         return summary
     datasets = list(summary["dataset"].unique())
-    curves = [load(spec) for spec in specs]
-    _clashes(specs, curves)
+    curves = load_all(specs)
     measured, added = set(summary["codec"]), []
     for spec, curve in zip(specs, curves):
         wanted, codec = curve["dataset"].iloc[0], curve["codec"].iloc[0]
