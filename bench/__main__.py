@@ -1,5 +1,9 @@
 import sys
 
-from bench.cli import main
+try:
+    from bench.cli import main
 
-sys.exit(main())
+    sys.exit(main())
+except KeyboardInterrupt:  # Ctrl-C while Python imports bench, before `main` can handle it
+    print("interrupted by SIGINT", file=sys.stderr)
+    sys.exit(130)

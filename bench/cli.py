@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -294,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the target of a rename (`bench.files.atomic_write` writes a temporary file first)
         print(f"error: {exc.filename2 or exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C outside a sweep (a sweep stops itself with its own line): `report`, imports
+        print("interrupted by SIGINT: every file written before is complete (each is written whole or not at all); "
+              "run the same command again", file=sys.stderr)  # fmt: skip
+        return 128 + signal.SIGINT
     except Exception as exc:  # a bug of the suite: say so in one line, never with the exit code of a regression
         return _internal_error(exc)
 

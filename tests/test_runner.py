@@ -248,6 +248,19 @@ def test_a_signal_while_the_tables_are_written_stops_with_one_line_and_keeps_eve
     assert _count(tmp_path / DB_NAME) == int(written.split()[0]) > 0
 
 
+def test_ctrl_c_during_report_is_one_line_not_a_traceback(tmp_path):
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg", "webp"], out=tmp_path, limit=20, jobs=1,
+                         progress=False, classify=False)  # fmt: skip
+    sweep(config)
+    process = subprocess.Popen([sys.executable, "-m", "bench", "report", str(tmp_path), "--no-progress", "--bootstrap",
+                                "100000"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(3)  # past the imports, into the BD intervals
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("interrupted by SIGINT: every file written before is complete")
+
+
 def test_no_report_comes_between_a_sweep_s_rows_and_its_tables(tmp_path, capsys):
     from bench.cli import main
     from bench.runner import run_lock
