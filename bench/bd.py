@@ -138,13 +138,33 @@ def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, *, method: str
         for codec, curve in per_dataset.groupby("codec", sort=False):
             if codec == anchor:
                 continue
+            kept = {"anchor": complete(reference), "codec": complete(curve)}
+            failed = {"anchor": len(reference) - len(kept["anchor"]), "codec": len(curve) - len(kept["codec"])}
             for rate in RATES:
                 for axis in axes:
-                    delta = bd_pair(reference[rate], reference[axis], curve[rate], curve[axis],
-                                    min_quality_span=MIN_QUALITY_SPAN[axis], method=method)  # fmt: skip
+                    a, t = kept["anchor"], kept["codec"]
+                    delta = bd_pair(a[rate], a[axis], t[rate], t[axis], min_quality_span=MIN_QUALITY_SPAN[axis],
+                                    method=method)  # fmt: skip
                     rows.append({"dataset": dataset, "codec": codec, "anchor": anchor, "rate": rate,
-                                 "quality_axis": axis, **delta})  # fmt: skip
+                                 "quality_axis": axis, **_with_failed_points(delta, failed, kept)})  # fmt: skip
     return pd.DataFrame(rows, columns=BD_COLUMNS)
+
+
+def complete(curve: pd.DataFrame) -> pd.DataFrame:
+    """The points of `curve` measured on every image: where some images failed, a point's means cover only the
+    images the codec could code (often the easy ones), so they compare with no other curve's (BD, verdicts)."""
+    return curve[curve["n_errors"].fillna(0) == 0] if "n_errors" in curve else curve  # references have no count
+
+
+def _with_failed_points(delta: dict, failed: dict[str, int], kept: dict[str, pd.DataFrame]) -> dict:
+    """`delta` counting the points left out for failed images among its dropped ones; a value refused because too
+    few points are left says that images failed."""
+    delta = {**delta, "dropped": delta["dropped"] + sum(failed.values())}
+    for which, count in failed.items():
+        if count and len(kept[which]) < 2:
+            why = f"{which} curve: {count} of its {count + len(kept[which])} points have failed images (left out)"
+            delta["note_rate"] = delta["note_quality"] = why
+    return delta
 
 
 def headline_rows(bd: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
@@ -191,12 +211,13 @@ def winners(summary: pd.DataFrame, rates: tuple[float, ...] = WINNER_RATES, metr
 
     `metric` at the target is interpolated linearly in log-rate between the
     codec's two neighbouring points; codecs whose sweep does not span the
-    target are left out rather than extrapolated.
+    target are left out rather than extrapolated, and points where some
+    images failed are left out (`complete`).
     """
     rows = []
     for dataset, per_dataset in summary.groupby("dataset", sort=False):
         for target in rates:
-            for codec, curve in per_dataset.groupby("codec", sort=False):
+            for codec, curve in complete(per_dataset).groupby("codec", sort=False):
                 value = _at_rate(curve[rate].to_numpy(float), curve[metric].to_numpy(float), target)
                 if value is not None:
                     rows.append({"dataset": dataset, "rate": rate, "bpp": target, "codec": codec, metric: value})
@@ -353,7 +374,10 @@ def bootstrap_bd(frame: pd.DataFrame, anchor: str, *, resamples: int = DEFAULT_R
     least 90% of the resamples have a value (NaN otherwise).
     """
     columns = ["dataset", "codec", "rate", "quality_axis", *INTERVAL_COLUMNS]
-    ok = frame[frame["error"].isna()].copy()
+    point = ["dataset", "codec", "quality"]
+    failed = frame.loc[frame["error"].notna(), point].drop_duplicates()  # points left out of BD (`complete`)
+    ok = frame[frame["error"].isna()]
+    ok = ok[~pd.MultiIndex.from_frame(ok[point]).isin(pd.MultiIndex.from_frame(failed))].copy()
     for protocol in PROTOCOLS:  # each image's correctness, on the rows an accuracy counts
         if protocol.predicted in ok and ok[protocol.predicted].notna().any():
             correct = (ok[protocol.predicted] == ok["label"]).astype(float)

@@ -194,3 +194,50 @@ def test_bootstrap_gives_an_interval_to_every_bd_rate_and_bd_quality():
     psnr = intervals[(intervals["rate"] == "bpp") & (intervals["quality_axis"] == "psnr")].iloc[0]
     assert psnr["bd_rate_low"] < point["bd_rate_pct"] < psnr["bd_rate_high"] < 0
     assert 0 < psnr["bd_quality_low"] < point["bd_quality"] < psnr["bd_quality_high"]
+
+
+def _failing_jpeg(*, at_quality: float | None):
+    """jpeg that fails on the busiest images (the hardest to code), at every quality or at `at_quality` only."""
+    import dataclasses
+
+    from bench.codecs import get_codec, register
+
+    jpeg = get_codec("jpeg")
+
+    def encode(image, quality):
+        if image.std() > 20 and at_quality in (None, quality):
+            raise RuntimeError("refused a busy image")
+        return jpeg.encode(image, quality)
+
+    register(dataclasses.replace(jpeg, name="jpegfail", description="jpeg failing on busy images", encode=encode))
+
+
+@pytest.mark.parametrize("at_quality", [None, 50.0], ids=["every-point", "one-point"])
+def test_points_where_images_failed_are_left_out_of_bd_and_verdicts(tmp_path, at_quality):
+    """A codec that fails on the hard images has means over the easy ones: it must not win on them (it did, by
+    −38.8% BD-rate "significant" against the very codec it wraps)."""
+    from bench.run import Run
+    from bench.runner import SweepConfig, sweep
+
+    _failing_jpeg(at_quality=at_quality)
+    qualities = (10.0, 30.0, 50.0, 70.0, 90.0)
+    sweep(SweepConfig(datasets=["eurosat"], codecs=["jpeg", "jpegfail"], qualities={"jpeg": qualities, "jpegfail": qualities},
+                      out=tmp_path, limit=30, jobs=1, progress=False, classify=False))  # fmt: skip
+    run = Run(tmp_path, bootstrap=50)
+    assert run.summary.loc[run.summary["codec"] == "jpegfail", "n_errors"].gt(0).sum() == (1 if at_quality else 5)
+    row = headline_rows_of(run.bd("jpeg"), "jpegfail")
+    if at_quality is None:  # nothing comparable is left
+        assert math.isnan(row["bd_rate_pct"]) and "5 of its 5 points have failed images" in row["note_rate"]
+    else:  # the other four points are the same jpeg: no difference, within the interval
+        assert row["dropped"] >= 1 and abs(row["bd_rate_pct"]) < 0.5  # interpolated through 4 points, not 5
+        assert -0.5 < row["bd_rate_low"] <= row["bd_rate_high"] < 0.5  # resampled over the same four points
+    verdicts = winners(run.summary).pivot_table(index="bpp", columns="codec", values="psnr")
+    if at_quality is None:
+        assert "jpegfail" not in verdicts
+    else:  # where it is ranked, it is ranked as what it is: jpeg
+        both = verdicts.dropna()
+        assert len(both) and (both["jpegfail"] - both["jpeg"]).abs().max() < 0.5
+
+
+def headline_rows_of(bd: pd.DataFrame, codec: str) -> pd.Series:
+    return bd[(bd["codec"] == codec) & (bd["rate"] == "bpp") & (bd["quality_axis"] == "psnr")].iloc[0]
