@@ -118,6 +118,7 @@ class SweepSummary:
     rows_written: int = 0
     rows_already_done: int = 0
     rows_forgotten: int = 0  # rows of images whose file changed since: deleted and measured again
+    rows_retried: int = 0  # error rows of an earlier invocation: deleted and measured again
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     """Failed rows by what failed: image (and codec, unless the image itself was unreadable) and error."""
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -136,7 +137,8 @@ class SweepSummary:
                          "(why: -v or `python -m bench codecs`)")  # fmt: skip
         lines.append(f"{self.rows_written} rows written, {self.rows_already_done} already done, "
                      f"{self.errors.total()} failed rows, {self.seconds:.1f} s"
-                     + (f"; {self.rows_forgotten} rows of changed images measured again" if self.rows_forgotten else ""))  # fmt: skip
+                     + (f"; {self.rows_forgotten} rows of changed images measured again" if self.rows_forgotten else "")
+                     + (f"; {self.rows_retried} failed rows measured again" if self.rows_retried else ""))  # fmt: skip
         if self.adapted is not None:
             lines.append(f"adapted protocol: {self.adapted.rows} predictions, {self.adapted.trained} models trained, "
                          f"{self.adapted.reused} reused" + (f"; {self.adapted.size_mismatches} re-encoded streams differ "
@@ -216,6 +218,8 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         changed = store.changed_images(dataset_name, {r.id: r.sha256 for r in records})
         if changed:  # replaced since they were measured: their rows are stale
             summary.rows_forgotten += store.forget(dataset_name, changed)
+        # failed before (a time limit, a crash, the pixel budget, a codec's bug): a resume gives them another chance
+        summary.rows_retried += store.forget_failed(dataset_name, [(r.id, c.name, q) for r in records for c, q in wanted])
         make_task = functools.partial(Task, dataset_name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir, device=config.device,
                                       gallery=crops.choose(records))  # fmt: skip

@@ -142,6 +142,15 @@ class ResultStore:
         cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ?", (dataset,))
         return set(cursor.fetchall())
 
+    def forget_failed(self, dataset: str, keys: Iterable[tuple[str, str, float]]) -> int:
+        """Delete the error rows among `keys` (image, codec, quality), to measure them again; how many went."""
+        with self._db:
+            cursor = self._db.executemany(
+                "DELETE FROM results WHERE dataset = ? AND image = ? AND codec = ? AND quality = ? AND error IS NOT NULL",
+                [(dataset, *key) for key in keys],
+            )
+            return cursor.rowcount
+
     def classifiers(self, dataset: str) -> set[str]:
         """The classifiers (`classifier.identity`) whose predictions are stored for `dataset`; `UNRECORDED` stands
         for predictions written before rows named their classifier."""

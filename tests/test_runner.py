@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.codecs import get_codec
+from bench.images import DEFAULT_MAX_PIXELS
 from bench.runner import RunLocked, SweepConfig, run_lock, sweep
 from bench.store import DB_NAME, KEY, REPRODUCIBLE
 from bench.tables import aggregate, results
@@ -325,3 +327,14 @@ def test_a_run_resumed_after_a_codec_changed_is_refused(tmp_path, monkeypatch):
     assert len(results(tmp_path)) == rows  # nothing blended in
     sweep(_config(tmp_path, codecs=["webp"], limit=2, qualities={"webp": (51.0,)}))  # the unchanged codec resumes
     assert len(results(tmp_path)) == rows + 2
+
+
+def test_a_resume_measures_failed_rows_again(tmp_path):
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path, limit=3,
+                         jobs=1, progress=False, classify=False, max_pixels=1000)  # 64×64 tiles are over it  # fmt: skip
+    sweep(config)
+    assert results(tmp_path)["error"].str.contains("pixel").all()
+    summary = sweep(dataclasses.replace(config, max_pixels=DEFAULT_MAX_PIXELS))  # as the error message advises
+    assert summary.rows_retried == 3 and summary.rows_written == 3 and summary.rows_already_done == 0
+    assert results(tmp_path)["error"].isna().all() and "3 failed rows measured again" in summary.lines()[-1]
+    assert sweep(config).rows_already_done == 3  # rows that succeeded are kept, whatever the new limits
