@@ -218,6 +218,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         changed = store.changed_images(dataset_name, {r.id: r.sha256 for r in records})
         if changed:  # replaced since they were measured: their rows are stale
             summary.rows_forgotten += store.forget(dataset_name, changed)
+        store.fill_seen(dataset_name, {r.id: r.seen for r in records})  # rows of a bench that did not record it
         # failed before (a time limit, a crash, the pixel budget, a codec's bug): a resume gives them another chance
         summary.rows_retried += store.forget_failed(dataset_name, [(r.id, c.name, q) for r in records for c, q in wanted])
         make_task = functools.partial(Task, dataset_name, classifier=model, max_pixels=config.max_pixels,

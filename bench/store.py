@@ -142,6 +142,16 @@ class ResultStore:
         cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ?", (dataset,))
         return set(cursor.fetchall())
 
+    def fill_seen(self, dataset: str, seen: Mapping[str, bool]) -> int:
+        """Record on rows that predate it (NULL) whether a committed model trained or was selected on their image;
+        how many rows were filled."""
+        with self._db:
+            cursor = self._db.executemany(
+                "UPDATE results SET seen = ? WHERE dataset = ? AND image = ? AND seen IS NULL",
+                [(int(flag), dataset, image) for image, flag in seen.items()],
+            )
+            return cursor.rowcount
+
     def forget_failed(self, dataset: str, keys: Iterable[tuple[str, str, float]]) -> int:
         """Delete the error rows among `keys` (image, codec, quality), to measure them again; how many went."""
         with self._db:

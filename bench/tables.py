@@ -171,9 +171,27 @@ def small_samples(summary: pd.DataFrame) -> list[str]:
     return warnings
 
 
+def left_out(frame: pd.DataFrame, *, include_seen: bool = False) -> list[str]:
+    """One warning per dataset whose rows the means leave out wholesale (`counted`): every image seen, or rows that
+    predate the record of seen images (databases of an older bench, where it is unknown)."""
+    if include_seen or "seen" not in frame:
+        return []
+    warnings = []
+    for dataset, rows in frame.groupby("dataset", sort=False):
+        unknown = int(rows["seen"].isna().sum())
+        if unknown:
+            warnings.append(f"{dataset}: {unknown} row(s) predate the record of which images a committed model "
+                            "trained or was selected on, so means and scores leave them out; resuming the run with "
+                            "`run` records it, or add --include-seen")  # fmt: skip
+        elif rows["seen"].eq(1).all():
+            warnings.append(f"{dataset}: every image is one a committed model trained or was selected on, so no "
+                            "mean or score is given; measure --split test, or add --include-seen")  # fmt: skip
+    return warnings
+
+
 def counted(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
     """The rows means are taken over: images no committed model trained or was selected on, unless `include_seen`."""
-    return frame if include_seen or "seen" not in frame else frame[frame["seen"] != 1]
+    return frame if include_seen or "seen" not in frame else frame[frame["seen"].eq(0).fillna(False)]  # NULL: unknown
 
 
 def aggregate(frame: pd.DataFrame, info: dict[str, dict] | None = None, *, include_seen: bool = False) -> pd.DataFrame:

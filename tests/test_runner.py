@@ -338,3 +338,33 @@ def test_a_resume_measures_failed_rows_again(tmp_path):
     assert summary.rows_retried == 3 and summary.rows_written == 3 and summary.rows_already_done == 0
     assert results(tmp_path)["error"].isna().all() and "3 failed rows measured again" in summary.lines()[-1]
     assert sweep(config).rows_already_done == 3  # rows that succeeded are kept, whatever the new limits
+
+
+def test_rows_that_predate_the_seen_record_are_flagged_then_filled_by_a_resume(tmp_path, capsys):
+    from bench.cli import main
+
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path, limit=4,
+                         jobs=1, progress=False, classify=False)  # fmt: skip
+    sweep(config)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # as an older bench left them
+        db.execute("UPDATE results SET seen = NULL WHERE image IN (SELECT image FROM results LIMIT 2)")
+    assert main(["report", str(tmp_path), "--no-progress", "--bootstrap", "0"]) == 0
+    assert "eurosat: 2 row(s) predate the record of which images" in capsys.readouterr().err
+    assert aggregate(results(tmp_path))["n_images"].tolist() == [2]  # unknown: not counted as unseen
+    sweep(config)
+    assert results(tmp_path)["seen"].notna().all() and aggregate(results(tmp_path))["n_images"].tolist() == [4]
+
+
+def test_a_run_of_seen_images_only_says_why_it_has_no_means(tmp_path, capsys):
+    from bench.cli import main
+
+    config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path, limit=2,
+                         jobs=1, progress=False, classify=False)  # fmt: skip
+    sweep(config)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # the shipped sample is test tiles only: make them training tiles
+        db.execute("UPDATE results SET seen = 1")
+    assert main(["report", str(tmp_path), "--no-progress", "--bootstrap", "0"]) == 0
+    warning = "eurosat: every image is one a committed model trained or was selected on, so no mean or score is given"
+    assert warning in capsys.readouterr().err and warning in (tmp_path / "report.md").read_text()
+    assert main(["report", str(tmp_path), "--no-progress", "--bootstrap", "0", "--include-seen"]) == 0
+    assert warning not in capsys.readouterr().err

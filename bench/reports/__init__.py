@@ -28,7 +28,7 @@ def publish(directory: Path, *, anchor: str = DEFAULT_ANCHOR, method: str = DEFA
     from tqdm import tqdm
 
     from bench.run import Run
-    from bench.tables import small_samples, write_tables
+    from bench.tables import left_out, small_samples, write_tables
 
     with tqdm(total=3 if report else 2, desc="report", unit="stage", disable=not progress, leave=False) as bar:
         run = Run(Path(directory), include_seen=include_seen, bootstrap=bootstrap, references=tuple(references))
@@ -44,7 +44,7 @@ def publish(directory: Path, *, anchor: str = DEFAULT_ANCHOR, method: str = DEFA
             bar.set_postfix_str("plots, gallery, report.md/html")
             paths.update(write_reports(run, anchor, method, out=out))
             bar.update()
-    return paths, small_samples(run.summary)
+    return paths, left_out(run.frame, include_seen=include_seen) + small_samples(run.summary)
 
 
 def output_directory(run_dir: Path, out: Path | None, *, force: bool = False) -> Path:

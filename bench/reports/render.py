@@ -19,7 +19,7 @@ from bench.files import write_bytes, write_text
 from bench.reports.gallery import GALLERY_BPP, gallery
 from bench.reports.plots import axis_label, confusion_figure, per_image_bd_figure, rd_figure, save_png
 from bench.run import Run
-from bench.tables import ACCURACY_RATES, at_rates, original_accuracy, scored, small_samples
+from bench.tables import ACCURACY_RATES, at_rates, left_out, original_accuracy, scored, small_samples
 from bench.tasks.latent import TIMED_STREAMS, TIMING_ROUNDS
 from bench.tasks.scores import PROTOCOLS
 
@@ -311,6 +311,7 @@ def context(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_METHOD
         "include_seen": run.include_seen,
         "n_seen": int((frame["seen"] == 1).sum()) if "seen" in frame else 0,
         "small_samples": small_samples(summary),
+        "left_out": left_out(frame, include_seen=run.include_seen),
         "rate_labels": RATE_LABELS,
         "gallery_bpp": GALLERY_BPP,
         "latent": latent_rows,
