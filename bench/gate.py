@@ -97,6 +97,14 @@ def write_baseline(run: Run, path: Path | None = None, anchor: str = DEFAULT_ANC
     """Write `run`'s baseline to `path` (default: the committed one of its dataset in a checkout); `CommittedAsset`
     when that would replace a committed baseline without `force`."""
     run.check_anchor(anchor)
+    summary = run.summary
+    failed = sorted(set(summary["codec"]) - set(summary.loc[summary["n_images"] > 0, "codec"]))  # n_images: measured
+    if summary.empty:
+        raise GateUsageError(f"{run.directory}: no row is counted (every one failed, or every image is seen: see its "
+                             "report), so there is nothing to freeze")  # fmt: skip
+    if failed:  # a baseline of failures passes any run that fails alike
+        raise GateUsageError(f"{run.directory}: every row of {', '.join(failed)} failed, so there is nothing to "
+                             "freeze; fix it or measure without it, then write the baseline")  # fmt: skip
     document = make_baseline(run, anchor)
     # a checkout updates its committed baselines; an installed package writes beside the user, not into itself
     path = Path(path) if path else (BASELINE_DIR if IN_CHECKOUT else Path("reports/baseline")) / f"{document['name']}.json"

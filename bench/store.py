@@ -116,6 +116,8 @@ class ResultStore:
     def _connect(self, read_only: bool) -> sqlite3.Connection:
         if not read_only:
             return sqlite3.connect(self.path)
+        if self.path.exists() and not self.path.is_file():
+            raise UnusableDatabase(f"{self.path}: not a file, so not a results database")
         if not self.path.is_file():
             raise UnusableDatabase(f"{self.path.parent}: no {self.path.name} here; give the --out directory of a run")
         uri = self.path.resolve().as_uri()

@@ -235,6 +235,13 @@ def test_a_run_where_every_row_is_an_error_still_writes_tables_and_its_failures(
     assert "1 failed rows" in capsys.readouterr().out
     assert "e.png" in (out / "report.md").read_text() and (out / "aggregate.csv").is_file()
     assert main(["report", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["baseline", str(out), "--out", str(tmp_path / "base.json")]) == 2  # it would pass any run failing alike
+    assert "so there is nothing to freeze" in capsys.readouterr().err and not (tmp_path / "base.json").exists()
+    (out / "results.sqlite").rename(tmp_path / "db")
+    (out / "results.sqlite").mkdir()
+    assert main(["report", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"error: {out / 'results.sqlite'}: not a file, so not a results database\n"
 
 
 def test_check_and_report_work_on_a_read_only_run_directory(tmp_path):
