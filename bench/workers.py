@@ -34,6 +34,10 @@ _HEARTBEAT = "bench.workers.heartbeat"
 _beat: Callable[[], None] | None = None
 
 
+PARENT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
+"""Signals a terminal sends to the whole process group, which workers leave to the sweep's process."""
+
+
 def heartbeat() -> None:
     """Tell the pool that this worker made progress: its task's time limit starts over.
 
@@ -159,7 +163,8 @@ def _serve(connection: Connection, run: Callable[[Any], Any], initializer: Calla
            parent: int) -> None:  # fmt: skip
     _die_with_parent(parent)
     _become_subreaper()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+    for signum in PARENT_SIGNALS:  # Ctrl-C and a terminal hangup reach the whole group: the parent stops the workers
+        signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     faulthandler.disable()  # a crash is reported by the parent as an error row, not as a traceback dump
     global _beat
@@ -299,7 +304,7 @@ class IsolatingPool:
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM reached the parent: it stops its workers and keeps what it stored."""
+    """SIGINT, SIGTERM or SIGHUP reached the parent: it stops its workers and keeps what it stored."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -308,12 +313,12 @@ class Interrupted(Exception):
 
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
-    """SIGINT and SIGTERM become `Interrupted` while the block runs."""
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) become `Interrupted` while the block runs."""
 
     def handler(signum, _frame):
         raise Interrupted(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, handler) for signum in (*PARENT_SIGNALS, signal.SIGTERM)}
     try:
         yield
     finally:

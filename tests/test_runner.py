@@ -220,7 +220,7 @@ def test_killing_only_the_parent_leaves_no_worker_and_no_lock(tmp_path):
     assert len(final) == _expected_rows(limit, codecs) and not final.duplicated(list(KEY)).any()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_sigterm_and_sigint_stop_promptly_keep_rows_and_write_tables(tmp_path, signum):
     command = _sweep_command(tmp_path, ("jpeg", "webp", "bpg"), 60)
     process = _start_and_wait(command, tmp_path / DB_NAME, 100)
