@@ -118,7 +118,7 @@ class SweepSummary:
     rows_written: int = 0
     rows_already_done: int = 0
     rows_forgotten: int = 0  # rows of images whose file changed since: deleted and measured again
-    rows_retried: int = 0  # error rows of an earlier invocation: deleted and measured again
+    rows_retried: int = 0  # error rows of an earlier invocation, measured again
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     """Failed rows by what failed: image (and codec, unless the image itself was unreadable) and error."""
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -219,13 +219,13 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         if changed:  # replaced since they were measured: their rows are stale
             summary.rows_forgotten += store.forget(dataset_name, changed)
         store.fill_seen(dataset_name, {r.id: r.seen for r in records})  # rows of a bench that did not record it
-        # failed before (a time limit, a crash, the pixel budget, a codec's bug): a resume gives them another chance
-        summary.rows_retried += store.forget_failed(dataset_name, [(r.id, c.name, q) for r in records for c, q in wanted])
         make_task = functools.partial(Task, dataset_name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir, device=config.device,
                                       gallery=crops.choose(records))  # fmt: skip
-        done = store.done(dataset_name)
+        done = store.done(dataset_name)  # failed rows are not done: a resume measures them again (`ResultStore.add`)
+        failed = store.done(dataset_name, failed=True)
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
+        summary.rows_retried += sum((r.id, c.name, q) in failed for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs
             pairs = tuple((c.name, q) for c, q in wanted if c.encode_batch is None and (record.id, c.name, q) not in done)
             if pairs:

@@ -139,9 +139,10 @@ class ResultStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def done(self, dataset: str) -> set[tuple[str, str, float]]:
-        """(image, codec, quality) of every row already stored for `dataset`."""
-        cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ?", (dataset,))
+    def done(self, dataset: str, *, failed: bool = False) -> set[tuple[str, str, float]]:
+        """(image, codec, quality) of every row stored for `dataset` that succeeded (or, with `failed`, failed)."""
+        cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ? AND "
+                                  f"error IS {'NOT ' if failed else ''}NULL", (dataset,))  # fmt: skip
         return set(cursor.fetchall())
 
     def fill_seen(self, dataset: str, seen: Mapping[str, bool]) -> int:
@@ -151,15 +152,6 @@ class ResultStore:
             cursor = self._db.executemany(
                 "UPDATE results SET seen = ? WHERE dataset = ? AND image = ? AND seen IS NULL",
                 [(int(flag), dataset, image) for image, flag in seen.items()],
-            )
-            return cursor.rowcount
-
-    def forget_failed(self, dataset: str, keys: Iterable[tuple[str, str, float]]) -> int:
-        """Delete the error rows among `keys` (image, codec, quality), to measure them again; how many went."""
-        with self._db:
-            cursor = self._db.executemany(
-                "DELETE FROM results WHERE dataset = ? AND image = ? AND codec = ? AND quality = ? AND error IS NOT NULL",
-                [(dataset, *key) for key in keys],
             )
             return cursor.rowcount
 
@@ -201,10 +193,17 @@ class ResultStore:
         return forgotten
 
     def add(self, rows: Iterable[Mapping]) -> int:
-        """Insert `rows` (and their gallery crops) in one transaction; rows already stored are left as they are."""
+        """Insert `rows` (and their gallery crops) in one transaction; how many were written.
+
+        A row already stored is left as it is, unless it is an error row: a resume measures failed rows again, and
+        the new row replaces the error only once it exists (a resume stopped before keeps the error on record).
+        """
         rows = list(rows)
         names = list(COLUMNS)
-        sql = f"INSERT OR IGNORE INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        sql = (f"INSERT INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+               f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+               + ", ".join(f"{name} = excluded.{name}" for name in names if name not in KEY)
+               + " WHERE results.error IS NOT NULL")  # fmt: skip
         crops = [(row["dataset"], row["image"], codec, quality, row[field]) for row in rows
                  for field, codec, quality in ((CROP, row["codec"], row["quality"]), (CROP_ORIGINAL, ORIGINAL, 0.0))
                  if row.get(field)]  # fmt: skip

@@ -329,11 +329,17 @@ def test_a_run_resumed_after_a_codec_changed_is_refused(tmp_path, monkeypatch):
     assert len(results(tmp_path)) == rows + 2
 
 
-def test_a_resume_measures_failed_rows_again(tmp_path):
+def test_a_resume_measures_failed_rows_again(tmp_path, monkeypatch):
+    from bench import runner
+
     config = SweepConfig(datasets=["eurosat"], codecs=["jpeg"], qualities={"jpeg": (50.0,)}, out=tmp_path, limit=3,
                          jobs=1, progress=False, classify=False, max_pixels=1000)  # 64×64 tiles are over it  # fmt: skip
     sweep(config)
     assert results(tmp_path)["error"].str.contains("pixel").all()
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):  # a resume stopped before it measures
+        patch.setattr(runner, "execute", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+        sweep(dataclasses.replace(config, max_pixels=DEFAULT_MAX_PIXELS))
+    assert len(results(tmp_path)) == 3 and results(tmp_path)["error"].str.contains("pixel").all()  # still on record
     summary = sweep(dataclasses.replace(config, max_pixels=DEFAULT_MAX_PIXELS))  # as the error message advises
     assert summary.rows_retried == 3 and summary.rows_written == 3 and summary.rows_already_done == 0
     assert results(tmp_path)["error"].isna().all() and "3 failed rows measured again" in summary.lines()[-1]
