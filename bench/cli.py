@@ -14,6 +14,7 @@ import errno
 import os
 import shlex
 import signal
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     except Interrupted as exc:
+        if exc.signum == getattr(signal, "SIGHUP", None):
+            _leave_the_terminal()
         stored = (Path(out) / DB_NAME).exists()
         if stage == "measuring" and stored:  # the rows stored so far get their tables, unless a second signal stops it
             with contextlib.suppress(Interrupted, RunLocked), signals_as_interrupts(), run_lock(out):
@@ -85,6 +88,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             what = f"every finished row is stored in {out / DB_NAME} (its tables: python -m bench report {out})"
         print(f"interrupted by {exc}: {what}; run the same command again to resume", file=sys.stderr)
         return 128 + exc.signum
+
+
+def _leave_the_terminal() -> None:
+    """Point standard output and error at /dev/null where they are a terminal: after a hangup it is gone, and every
+    write to it fails (EIO), which would stop the tables from being written. Pipes and files keep their output."""
+    null = os.stat(os.devnull)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            found = os.fstat(fd)
+            if stat.S_ISCHR(found.st_mode) and not os.path.samestat(found, null):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:

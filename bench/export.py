@@ -4,7 +4,8 @@
 (``{"name", "description", "results": {"bpp": [...], "psnr-rgb": [...],
 "ms-ssim-rgb": [...]}}``), which ``python -m compressai.utils.plot`` draws and
 compares with CompressAI's published curves. Points are the run's means over
-unseen images, from the coarsest to the finest setting; MS-SSIM is left out
+unseen images, from the coarsest to the finest setting, leaving out points
+where images failed (as BD does, `bench.bd.complete`); MS-SSIM is left out
 where it is undefined (images below 161 px). Each codec's document also
 carries its BD deltas against the anchor with their bootstrap intervals.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.assets import refuse_committed_folder
-from bench.bd import DEFAULT_ANCHOR
+from bench.bd import DEFAULT_ANCHOR, complete
 from bench.files import write_text
 from bench.run import Run
 
@@ -54,7 +55,7 @@ def compressai_results(run: Run, anchor: str = DEFAULT_ANCHOR) -> dict[tuple[str
     documents = {}
     bd = run.bd(anchor)
     for (dataset, codec), curve in run.summary.groupby(["dataset", "codec"], sort=False):
-        curve = curve[curve["bpp"].notna()].sort_values("bpp")  # a point where every image failed has no rate
+        curve = complete(curve).sort_values("bpp")  # a point where images failed is no point of the curve (BD, too)
         if curve.empty:
             continue
         results = {"bpp": curve["bpp"].tolist(), "psnr-rgb": curve["psnr"].tolist()}

@@ -15,6 +15,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import functools
 import os
 import sys
@@ -172,8 +173,8 @@ def run_lock(out: Path, *, unless_read_only: bool = False) -> Iterator[None]:
         lock.acquire()
     except filelock.Timeout:
         raise RunLocked(f"{out} is in use by another bench run; wait for it or use another --out") from None
-    except OSError:
-        if not unless_read_only:
+    except OSError as exc:
+        if not (unless_read_only and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
             raise
         yield
         return

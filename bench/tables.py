@@ -191,7 +191,7 @@ def left_out(frame: pd.DataFrame, *, include_seen: bool = False) -> list[str]:
 
 def counted(frame: pd.DataFrame, *, include_seen: bool = False) -> pd.DataFrame:
     """The rows means are taken over: images no committed model trained or was selected on, unless `include_seen`."""
-    return frame if include_seen or "seen" not in frame else frame[frame["seen"].eq(0).fillna(False)]  # NULL: unknown
+    return frame if include_seen else frame[scores.unseen(frame)]
 
 
 def aggregate(frame: pd.DataFrame, info: dict[str, dict] | None = None, *, include_seen: bool = False) -> pd.DataFrame:
@@ -244,7 +244,7 @@ def write_tables(run: Run, anchor: str = DEFAULT_ANCHOR, method: str = DEFAULT_M
     tables = {"results": run.frame, "aggregate": run.summary, "bd": run.bd(anchor, method)}
     paths = {}
     for name, table in tables.items():
-        for path in (Path(out or run.directory) / f"{name}.csv", Path(out or run.directory) / f"{name}.parquet"):
+        for path in (Path(out or run.directory) / f"{name}{suffix}" for suffix in (".csv", ".parquet")):
             with atomic_write(path) as tmp:
                 if path.suffix == ".csv":
                     table.to_csv(tmp, index=False)

@@ -114,11 +114,17 @@ def _processes() -> dict[int, tuple[int, str]]:
     return table
 
 
-def _below(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
-    """The processes of `table` below `pid`: its children, theirs, and so on."""
+def _children(table: dict[int, tuple[int, str]]) -> dict[int, list[int]]:
+    """The children of each process of `table`, by pid."""
     children: dict[int, list[int]] = {}
     for child, (parent, _) in table.items():
         children.setdefault(parent, []).append(child)
+    return children
+
+
+def _below(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
+    """The processes of `table` below `pid`: its children, theirs, and so on."""
+    children = _children(table)
     below, frontier = [], [pid]
     while frontier:
         below.extend(found := children.get(frontier.pop(), []))
@@ -132,29 +138,38 @@ def _kill(pids: Iterable[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-_subreaper = False  # this process is a pool worker that adopts what its commands orphan
+_subreaper: int | None = None  # the pid of this process when it is a pool worker adopting what its commands orphan
 
 
 def _become_subreaper() -> None:
     """Make this worker adopt the processes its external commands orphan (Linux PR_SET_CHILD_SUBREAPER): a process a
-    command started in the background and left behind is then the worker's child, for `end_strays` to find."""
+    command started in the background and left behind is then the worker's child, for `ending_strays` to find."""
     global _subreaper
-    _subreaper = _PRCTL is not None and _PRCTL(_PR_SET_CHILD_SUBREAPER, 1) == 0
+    if _PRCTL is not None and _PRCTL(_PR_SET_CHILD_SUBREAPER, 1) == 0:
+        _subreaper = os.getpid()  # a process this worker forks is no subreaper: the kernel does not pass it on
 
 
-def end_strays() -> None:
-    """Kill and reap what the external command that just ended left running (its background children, theirs, …).
+@contextlib.contextmanager
+def ending_strays() -> Iterator[None]:
+    """Run an external command in the block; after it, kill and reap what the command left running (its background
+    children, theirs, …), past a time limit too. The worker's other children (a plug-in's helper process) stay.
 
-    Call it after the command's ``subprocess`` call has returned, never while one runs: it reaps every child of this
-    process. Does nothing outside a pool worker (in-process runs, Dask), where other children may be legitimate.
+    Does nothing outside a pool worker (in-process runs, Dask): there nothing adopts the orphans.
     """
-    if not _subreaper:
+    if _subreaper != os.getpid():
+        yield
         return
-    me = os.getpid()
-    while below := _below(table := _processes(), me):
-        _kill(pid for pid in below if table[pid][1] != "Z")
-        for pid in below:
-            if table[pid][0] == me:  # orphans of a killed process come to this worker: reaped in the next round
+    before = set(_children(_processes()).get(_subreaper, []))
+    try:
+        yield
+    finally:
+        while True:
+            table = _processes()
+            strays = [pid for pid in _children(table).get(_subreaper, []) if pid not in before]
+            if not strays:
+                break
+            _kill(pid for stray in strays for pid in (stray, *_below(table, stray)) if table[pid][1] != "Z")
+            for pid in strays:  # their orphans come to this worker in turn: reaped in the next round
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
 

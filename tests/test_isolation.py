@@ -113,3 +113,24 @@ def test_workers_stay_in_the_sweep_s_process_group():
     pool = IsolatingPool(_process_group, 2, split=lambda item: [item], on_failure=lambda item, reason: reason,
                          time_limit=lambda item: 30)  # fmt: skip
     assert set(pool.map_unordered(range(4))) == {os.getpgrp()}
+
+
+def _command_leaving_a_child_beside_a_helper(item):
+    import subprocess
+
+    from bench.workers import ending_strays
+
+    helper = subprocess.Popen(["sleep", "30"])  # a plug-in's long-lived helper process
+    with ending_strays():
+        subprocess.run(["sh", "-c", "sleep 41.76 >/dev/null 2>&1 &"], check=True)  # a command that leaves a child
+    left = subprocess.run(["pgrep", "-f", "sleep 41.76"], capture_output=True, text=True).stdout.split()
+    alive = helper.poll() is None
+    helper.kill()
+    helper.wait()
+    return alive, left
+
+
+def test_what_a_command_leaves_is_ended_but_the_worker_s_own_helpers_stay():
+    pool = IsolatingPool(_command_leaving_a_child_beside_a_helper, 1, split=lambda item: [item],
+                         on_failure=lambda item, reason: reason, time_limit=lambda item: 30)  # fmt: skip
+    assert list(pool.map_unordered([0])) == [(True, [])]

@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 import os
 import signal
@@ -374,3 +375,23 @@ def test_a_run_of_seen_images_only_says_why_it_has_no_means(tmp_path, capsys):
     assert warning in capsys.readouterr().err and warning in (tmp_path / "report.md").read_text()
     assert main(["report", str(tmp_path), "--no-progress", "--bootstrap", "0", "--include-seen"]) == 0
     assert warning not in capsys.readouterr().err
+
+
+def test_a_real_terminal_hangup_still_writes_the_tables(tmp_path):
+    """After a hangup every write to the terminal fails (EIO): the sweep must still stop cleanly with its tables."""
+    import pty
+
+    command = _sweep_command(tmp_path, ("jpeg", "webp", "bpg"), 60)
+    primary, terminal = pty.openpty()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    os.set_blocking(primary, False)
+    deadline = time.monotonic() + 120
+    while _count(tmp_path / DB_NAME) < 100 and process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            os.read(primary, 65536)  # keep the terminal's buffer from filling
+        time.sleep(0.05)
+    os.close(primary)  # the terminal is gone: writes to it fail from now on
+    os.kill(process.pid, signal.SIGHUP)
+    assert process.wait(timeout=60) == 128 + signal.SIGHUP
+    assert _count(tmp_path / DB_NAME) == len(pd.read_csv(tmp_path / "results.csv")) > 0

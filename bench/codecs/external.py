@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.codecs.base import Codec, CodecUnavailable, Image
-from bench.workers import die_at_parent_death, end_strays
+from bench.workers import die_at_parent_death, ending_strays
 
 FORMATS = {"png": ".png", "ppm": ".ppm"}
 
@@ -52,11 +52,9 @@ class Commands:
 
     def run(self, template: str, **paths: object) -> None:
         argv = [part.format(**paths) for part in shlex.split(template)]
-        try:
+        with ending_strays():  # what the command leaves running in the background, past its time limit too
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
                                   preexec_fn=die_at_parent_death)  # fmt: skip
-        finally:
-            end_strays()  # what the command left running in the background, past its time limit too
         if done.returncode:
             raise RuntimeError(f"{self.name}: {argv[0]} exited with {done.returncode}: {done.stderr.strip()[:200]}")
 

@@ -63,6 +63,6 @@ def output_directory(run_dir: Path, out: Path | None, *, force: bool = False) ->
         raise AssetError(f"--out {out}: exists and is not a directory")
     if (out / DB_NAME).exists():
         raise AssetError(f"--out {out}: is another run's directory (it holds {DB_NAME}); choose an empty or new one")
-    refuse_committed_folder(out, "add --force to write there (the committed example report, say)", force=force)
+    refuse_committed_folder(out, "add --force to write there anyway", force=force)
     out.mkdir(parents=True, exist_ok=True)
     return out

@@ -30,12 +30,20 @@ PROTOCOLS = (
 """The downstream protocols; `fixed` is always measured, `adapted` with ``run --protocol adapted`` (or ``both``)."""
 
 
+def unseen(rows: pd.DataFrame) -> pd.Series:
+    """Which result rows are of images no committed model trained or was selected on; rows of an older bench that
+    did not record it (NULL) are not known to be unseen, so they are not."""
+    if "seen" not in rows:
+        return pd.Series(True, index=rows.index)
+    return rows["seen"].eq(0).fillna(False).astype(bool)
+
+
 def scored_mask(rows: pd.DataFrame, predicted: str = "predicted") -> pd.Series:
     """Which result rows an accuracy counts: classified in column `predicted`, labelled, and not seen by any
     committed model."""
     if predicted not in rows:
         return pd.Series(False, index=rows.index)
-    return (rows["seen"] != 1) & rows[predicted].notna() & rows["label"].notna()
+    return unseen(rows) & rows[predicted].notna() & rows["label"].notna()
 
 
 def accuracy(labels: Sequence[str], predicted: Sequence[str]) -> float:
