@@ -149,6 +149,9 @@ def _run(commands, data_help: str) -> None:
                           "entropy coding stay on the CPU, so streams decode the same anywhere")  # fmt: skip
     run.add_argument("--max-pixels", type=number(int, minimum=1), default=DEFAULT_MAX_PIXELS,
                      help="pixel budget per image, checked from its header; larger images become error rows")
+    run.add_argument("--keep-failed", action="store_true",
+                     help="on a resume, keep failed rows as they are instead of measuring them again (a codec that "
+                          "hangs costs --time-limit per row each time)")  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="say why each skipped codec is unavailable")
     run.add_argument("--no-report", action="store_true", help="write tables only, not report.md/html")
     run.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="fixed",

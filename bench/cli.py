@@ -49,7 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets=args.datasets, codecs=args.codecs, out=out, qualities=resolve_qualities(args.qualities, args.codecs, args.weights_dir),
         split=args.split, limit=args.limit, seed=args.seed, jobs=args.jobs, data_dir=args.data_dir,
         progress=not args.no_progress, seconds_per_pair=args.time_limit, scheduler=args.scheduler,
-        classify=not args.no_classify, max_pixels=args.max_pixels, command=args.command_line,
+        classify=not args.no_classify, max_pixels=args.max_pixels, retry_failed=not args.keep_failed,
+        command=args.command_line,
         plugins=tuple(args.plugin), weights_dir=args.weights_dir, device=args.device, protocol=args.protocol,
         adapt_steps=args.adapt_steps,
     )  # fmt: skip

@@ -35,6 +35,7 @@ class SweepConfig:
     progress: bool = True
     classify: bool = True  # downstream accuracy on labelled datasets that have a committed classifier
     max_pixels: int = DEFAULT_MAX_PIXELS  # pixel budget per image, checked from its header
+    retry_failed: bool = True  # a resume measures failed rows again (a hung codec costs its time limit each time)
     command: str = ""  # the command line that started the sweep, as a user would type it again
     plugins: tuple[str, ...] = ()  # --plugin modules or files (entry-point plug-ins load by themselves)
     weights_dir: Path | None = None  # learned codecs: checkpoints here replace committed ones of equal quality

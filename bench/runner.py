@@ -225,6 +225,8 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
                                       gallery=crops.choose(records))  # fmt: skip
         done = store.done(dataset_name)  # failed rows are not done: a resume measures them again (`ResultStore.add`)
         failed = store.done(dataset_name, failed=True)
+        if not config.retry_failed:
+            done, failed = done | failed, set()
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)
         summary.rows_retried += sum((r.id, c.name, q) in failed for r in records for c, q in wanted)
         for record in records:  # classical codecs: one task per image, all its pairs

@@ -345,6 +345,8 @@ def test_a_resume_measures_failed_rows_again(tmp_path, monkeypatch):
         patch.setattr(runner, "execute", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
         sweep(dataclasses.replace(config, max_pixels=DEFAULT_MAX_PIXELS))
     assert len(results(tmp_path)) == 3 and results(tmp_path)["error"].str.contains("pixel").all()  # still on record
+    kept = sweep(dataclasses.replace(config, max_pixels=DEFAULT_MAX_PIXELS, retry_failed=False))  # --keep-failed
+    assert kept.rows_retried == 0 and kept.rows_already_done == 3 and results(tmp_path)["error"].notna().all()
     summary = sweep(dataclasses.replace(config, max_pixels=DEFAULT_MAX_PIXELS))  # as the error message advises
     assert summary.rows_retried == 3 and summary.rows_written == 3 and summary.rows_already_done == 0
     assert results(tmp_path)["error"].isna().all() and "3 failed rows measured again" in summary.lines()[-1]
