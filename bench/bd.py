@@ -135,14 +135,14 @@ def bd_table(summary: pd.DataFrame, anchor: str = DEFAULT_ANCHOR, *, method: str
         if reference.empty:
             continue
         axes = [axis for axis in MIN_QUALITY_SPAN if axis in per_dataset and per_dataset[axis].notna().any()]
+        a = complete(reference)
         for codec, curve in per_dataset.groupby("codec", sort=False):
             if codec == anchor:
                 continue
-            kept = {"anchor": complete(reference), "codec": complete(curve)}
-            failed = {"anchor": len(reference) - len(kept["anchor"]), "codec": len(curve) - len(kept["codec"])}
+            t = complete(curve)
+            kept, failed = {"anchor": a, "codec": t}, {"anchor": len(reference) - len(a), "codec": len(curve) - len(t)}
             for rate in RATES:
                 for axis in axes:
-                    a, t = kept["anchor"], kept["codec"]
                     delta = bd_pair(a[rate], a[axis], t[rate], t[axis], min_quality_span=MIN_QUALITY_SPAN[axis],
                                     method=method)  # fmt: skip
                     rows.append({"dataset": dataset, "codec": codec, "anchor": anchor, "rate": rate,

@@ -223,8 +223,7 @@ def plan(config: SweepConfig, store: ResultStore, summary: SweepSummary) -> list
         make_task = functools.partial(Task, dataset_name, classifier=model, max_pixels=config.max_pixels,
                                       plugins=config.plugins, weights_dir=config.weights_dir, device=config.device,
                                       gallery=crops.choose(records))  # fmt: skip
-        done = store.done(dataset_name)  # failed rows are not done: a resume measures them again (`ResultStore.add`)
-        failed = store.done(dataset_name, failed=True)
+        done, failed = store.done(dataset_name)  # failed rows are measured again (`ResultStore.add`), unless kept
         if not config.retry_failed:
             done, failed = done | failed, set()
         summary.rows_already_done += sum((r.id, c.name, q) in done for r in records for c, q in wanted)

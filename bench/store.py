@@ -139,11 +139,13 @@ class ResultStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def done(self, dataset: str, *, failed: bool = False) -> set[tuple[str, str, float]]:
-        """(image, codec, quality) of every row stored for `dataset` that succeeded (or, with `failed`, failed)."""
-        cursor = self._db.execute("SELECT image, codec, quality FROM results WHERE dataset = ? AND "
-                                  f"error IS {'NOT ' if failed else ''}NULL", (dataset,))  # fmt: skip
-        return set(cursor.fetchall())
+    def done(self, dataset: str) -> tuple[set[tuple[str, str, float]], set[tuple[str, str, float]]]:
+        """(image, codec, quality) of every row stored for `dataset`: those that succeeded, and those that failed."""
+        succeeded, failed = set(), set()
+        for image, codec, quality, error in self._db.execute(
+                "SELECT image, codec, quality, error FROM results WHERE dataset = ?", (dataset,)):  # fmt: skip
+            (failed if error is not None else succeeded).add((image, codec, quality))
+        return succeeded, failed
 
     def fill_seen(self, dataset: str, seen: Mapping[str, bool]) -> int:
         """Record on rows that predate it (NULL) whether a committed model trained or was selected on their image;

@@ -122,9 +122,8 @@ def _children(table: dict[int, tuple[int, str]]) -> dict[int, list[int]]:
     return children
 
 
-def _below(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
-    """The processes of `table` below `pid`: its children, theirs, and so on."""
-    children = _children(table)
+def _below(children: dict[int, list[int]], pid: int) -> list[int]:
+    """The processes below `pid` (`children` from `_children`): its children, theirs, and so on."""
     below, frontier = [], [pid]
     while frontier:
         below.extend(found := children.get(frontier.pop(), []))
@@ -165,10 +164,11 @@ def ending_strays() -> Iterator[None]:
     finally:
         while True:
             table = _processes()
-            strays = [pid for pid in _children(table).get(_subreaper, []) if pid not in before]
+            children = _children(table)
+            strays = [pid for pid in children.get(_subreaper, []) if pid not in before]
             if not strays:
                 break
-            _kill(pid for stray in strays for pid in (stray, *_below(table, stray)) if table[pid][1] != "Z")
+            _kill(pid for stray in strays for pid in (stray, *_below(children, stray)) if table[pid][1] != "Z")
             for pid in strays:  # their orphans come to this worker in turn: reaped in the next round
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
@@ -251,7 +251,7 @@ class IsolatingPool:
     def _stop(self, worker: _Worker, kill: bool) -> None:
         if kill:
             if worker.process.exitcode is None:  # not reaped, so its pid is still its own: end what it started too
-                _kill(_below(_processes(), worker.process.pid))  # an external command, and that command's children
+                _kill(_below(_children(_processes()), worker.process.pid))  # a command, and its own children
             worker.process.kill()
         else:
             try:
